@@ -1,0 +1,47 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+GOLDEN = Path(__file__).parent / "data" / "golden"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: needs a CUDA GPU (skipped with the reason when absent)")
+    config.addinivalue_line("markers", "trt: needs TensorRT (skipped with the reason when absent)")
+    config.addinivalue_line("markers", "slow: slow test (run with UAVRT_SLOW=1)")
+
+
+def _has_trt():
+    try:
+        import tensorrt  # noqa: F401
+        return True
+    except Exception:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    gpu = torch.cuda.is_available()
+    trt = None
+    slow = os.environ.get("UAVRT_SLOW") == "1"
+    for item in items:
+        if "gpu" in item.keywords and not gpu:
+            item.add_marker(pytest.mark.skip(reason="no CUDA GPU on this machine (torch.cuda.is_available() is False)"))
+        if "trt" in item.keywords:
+            trt = _has_trt() if trt is None else trt
+            if not trt:
+                item.add_marker(pytest.mark.skip(reason="TensorRT is not installed (pip install tensorrt; needs a GPU)"))
+        if "slow" in item.keywords and not slow:
+            item.add_marker(pytest.mark.skip(reason="slow test: set UAVRT_SLOW=1 to run it"))
+
+
+@pytest.fixture(scope="session")
+def golden_dir():
+    return GOLDEN
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _threads():
+    torch.manual_seed(0)
+    yield

@@ -1,0 +1,48 @@
+"""Atomic, non-clobbering file output shared by video writing, export and caches."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import OutputExistsError
+
+
+def check_writable(path, overwrite: bool) -> Path:
+    """Fail early (before any work) when `path` exists and overwrite was not asked for."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(path)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path, overwrite: bool = False, suffix: str | None = None):
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+
+    The temporary file lives in the same directory so the final rename is atomic on POSIX; on
+    any exception it is removed, so a failed run never leaves a partial output behind.
+    `suffix` defaults to the target's suffix so format-sniffing writers (FFmpeg) still work.
+    """
+    path = check_writable(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.partial.", suffix=path.suffix if suffix is None else suffix,
+                               dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        if path.exists() and not overwrite:  # appeared while we worked: still never clobber
+            raise OutputExistsError(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_bytes(path, data: bytes, overwrite: bool = False) -> Path:
+    with atomic_path(path, overwrite) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)

@@ -1,0 +1,144 @@
+"""CPU build of the kernels: propagate.h + propagate_host.cpp compiled by g++, loaded by ctypes.
+
+The library is built at first use into the kernel cache (keyed by source hash, flags, compiler
+version and machine) and reused afterwards. Only contiguous CPU tensors reach these functions;
+validation is done by the public API.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import platform
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import BackendUnavailable
+from ..fsutil import atomic_path
+from . import cache
+
+ABI_VERSION = 1
+# -ffp-contract=off: no FMA contraction (aarch64 g++ contracts by default); see propagate.h.
+CXXFLAGS = ("-O2", "-shared", "-fPIC", "-std=c++17", "-ffp-contract=off", "-fno-fast-math")
+HOST_SOURCES = ("propagate.h", "propagate_host.cpp")
+
+_P, _I, _L, _F = ctypes.c_void_p, ctypes.c_int, ctypes.c_longlong, ctypes.c_float
+_STEP_ARGS = [_P, _P, _P, _P, _P, _I, _I, _I, _I, _L, _L, _L, _L, _I, _I, _F, _F, _F, _F]
+_WARP_ARGS = [_P, _P, _P, _I, _I, _I, _I, _L, _L, _L, _L, _I]
+_CHECK_ARGS = [_P, _P, _P, _I, _I, _I, _L, _L, _F, _F]
+
+
+@dataclass(frozen=True)
+class HostBuild:
+    path: Path
+    compiled: bool  # False when the cached library was reused
+    seconds: float
+
+
+def _compiler() -> tuple[str, str]:
+    cxx = shutil.which("g++")
+    if cxx is None:
+        raise BackendUnavailable(
+            "the CPU propagation kernel needs a C++ compiler: g++ was not found on PATH "
+            "(install it, e.g. `apt-get install g++`, or run propagation on a CUDA tensor)")
+    version = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=False).stdout
+    return cxx, version.splitlines()[0] if version else "unknown"
+
+
+def build_host_library(cache_root: Path | None = None) -> HostBuild:
+    """Compile the host library unless the cache already holds it; return where it is."""
+    cxx, version = _compiler()
+    key = cache.source_hash(HOST_SOURCES, " ".join(CXXFLAGS), version, platform.machine(), f"abi{ABI_VERSION}")
+    out_dir = cache_root if cache_root is not None else cache.cache_dir()
+    path = out_dir / f"propagate_host-{platform.machine()}-{key}.so"
+    if path.exists():
+        return HostBuild(path, False, 0.0)
+    t0 = time.perf_counter()
+    with atomic_path(path, overwrite=True, suffix=".so") as tmp:
+        cmd = [cxx, *CXXFLAGS, "-I", str(cache.KERNEL_DIR), str(cache.KERNEL_DIR / "propagate_host.cpp"),
+               "-o", str(tmp)]
+        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if res.returncode != 0:
+            raise BackendUnavailable(f"compiling the CPU propagation kernel failed ({' '.join(cmd)}):\n"
+                                     f"{res.stderr.strip()[-4000:]}")
+    return HostBuild(path, True, time.perf_counter() - t0)
+
+
+@functools.lru_cache(maxsize=None)
+def _load(path: str) -> ctypes.CDLL:
+    lib = ctypes.CDLL(path)
+    if lib.uav_abi_version() != ABI_VERSION:
+        raise BackendUnavailable(f"{path} has kernel ABI {lib.uav_abi_version()}, expected {ABI_VERSION}; "
+                                 "delete it to rebuild")
+    for name in ("uav_propagate_step_f32", "uav_propagate_step_f16"):
+        getattr(lib, name).argtypes = _STEP_ARGS
+    for name in ("uav_flow_warp_f32", "uav_flow_warp_f16"):
+        getattr(lib, name).argtypes = _WARP_ARGS
+    lib.uav_fb_check_f32.argtypes = _CHECK_ARGS
+    lib.uav_f32_to_f16.argtypes = [_P, _P, _L]
+    lib.uav_f16_to_f32.argtypes = [_P, _P, _L]
+    return lib
+
+
+def library() -> ctypes.CDLL:
+    """The loaded host library (built on first use; one load per process and path)."""
+    return _load(str(build_host_library().path))
+
+
+def _suffix(dtype: torch.dtype) -> str:
+    return {torch.float32: "f32", torch.float16: "f16"}[dtype]
+
+
+# --- launchers: arguments are element offsets/strides into contiguous tensors -----------------
+
+def step(y: torch.Tensor, prev_t: int, cur_t: int, flow: torch.Tensor, check: torch.Tensor, flow_t: int, *,
+         nearest: bool, copy: bool, fuse_w: float, fuse_c: float, alpha1: float, alpha2: float) -> None:
+    """y[:, :, cur_t] <- step(prev=y[:, :, prev_t], cur=y[:, :, cur_t], flow[:, :, flow_t], check[:, :, flow_t]).
+
+    y: [B, C, T, H, W] contiguous; flow, check: [B, 2, T-1, H, W] contiguous float32.
+    """
+    B, C, T, H, W = y.shape
+    hw, es = H * W, y.element_size()
+    base, fbase = y.data_ptr(), flow_t * hw * 4
+    fn = getattr(library(), f"uav_propagate_step_{_suffix(y.dtype)}")
+    fn(base + prev_t * hw * es, base + cur_t * hw * es, base + cur_t * hw * es,
+       flow.data_ptr() + fbase, check.data_ptr() + fbase, B, C, H, W,
+       C * T * hw, T * hw, 2 * (T - 1) * hw, (T - 1) * hw, int(nearest), int(copy), fuse_w, fuse_c, alpha1, alpha2)
+
+
+def flow_warp(x: torch.Tensor, flow: torch.Tensor, nearest: bool) -> torch.Tensor:
+    """x: [N, C, H, W] contiguous; flow: [N, 2, H, W] contiguous float32 -> [N, C, H, W]."""
+    N, C, H, W = x.shape
+    out = torch.empty_like(x)
+    fn = getattr(library(), f"uav_flow_warp_{_suffix(x.dtype)}")
+    fn(x.data_ptr(), out.data_ptr(), flow.data_ptr(), N, C, H, W, C * H * W, H * W, 2 * H * W, H * W, int(nearest))
+    return out
+
+
+def fb_check(fw: torch.Tensor, bw: torch.Tensor, alpha1: float, alpha2: float) -> torch.Tensor:
+    """fw, bw: [N, 2, H, W] contiguous float32 -> [N, 1, H, W] float32 0/1."""
+    N, _, H, W = fw.shape
+    mask = torch.empty((N, 1, H, W), dtype=torch.float32)
+    library().uav_fb_check_f32(fw.data_ptr(), bw.data_ptr(), mask.data_ptr(), N, H, W, 2 * H * W, H * W,
+                               alpha1, alpha2)
+    return mask
+
+
+def float_to_half_bits(x: torch.Tensor) -> torch.Tensor:
+    """The host build's float32 -> float16 rounding (as int16 bits); for tests."""
+    x = x.contiguous()
+    out = torch.empty(x.shape, dtype=torch.int16)
+    library().uav_f32_to_f16(x.data_ptr(), out.data_ptr(), x.numel())
+    return out
+
+
+def half_bits_to_float(h: torch.Tensor) -> torch.Tensor:
+    h = h.contiguous()
+    out = torch.empty(h.shape, dtype=torch.float32)
+    library().uav_f16_to_f32(h.data_ptr(), out.data_ptr(), h.numel())
+    return out
