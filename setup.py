@@ -22,7 +22,8 @@ setup(
         "onnx": ["onnx>=1.17", "onnxscript>=0.2", "onnxruntime>=1.20", "polygraphy>=0.49"],
         # same module as onnxruntime: install one or the other
         "onnx-gpu": ["onnx>=1.17", "onnxscript>=0.2", "onnxruntime-gpu>=1.20", "polygraphy>=0.49"],
-        "kernels": ["cuda-bindings>=13,<14", "nvidia-cuda-nvrtc>=13,<14", "cuda-pathfinder>=1.2"],
+        "kernels": ["cuda-bindings>=13,<14", "nvidia-cuda-nvrtc>=13,<14", "nvidia-cuda-runtime>=13,<14",
+                    "cuda-pathfinder>=1.2"],
         "trt": ["tensorrt>=11", "polygraphy>=0.49"],
         "bench": ["psutil", "matplotlib"],
         "test": ["pytest>=8", "psutil", "matplotlib"],

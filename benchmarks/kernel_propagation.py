@@ -90,7 +90,7 @@ def bench_size(args, H, W, dtype_name):
     import torch
 
     from uavrt import kernels
-    from uavrt.kernels import cuda as kcuda
+    from uavrt.kernels import gpu as kgpu
     from uavrt.models import propagation as ref
 
     dtype = getattr(torch, DTYPES[dtype_name])
@@ -102,7 +102,7 @@ def bench_size(args, H, W, dtype_name):
     y = x.contiguous().clone()
     opts = dict(nearest=args.interpolation == "nearest", copy=False, fuse_w=0.5, fuse_c=0.5, alpha1=0.001,
                 alpha2=0.05)
-    step_ms = median_ms(lambda: kcuda.step(y, 1, 0, fw, bw, 0, **opts), args.warmup, args.iters * 4)
+    step_ms = median_ms(lambda: kgpu.step(y, 1, 0, fw, bw, 0, **opts), args.warmup, args.iters * 4)
     kernel_call_ms = median_ms(lambda: kernels.propagate(x, fw, bw, **kw), args.warmup, args.iters)
     # the reference promotes fp16 latents to fp32 through the fp32 mask; time it as the pipeline would call it
     ref_call_ms = median_ms(lambda: ref.propagate(x, fw, bw, **kw), args.warmup, args.iters)

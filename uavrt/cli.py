@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 from .errors import ConfigError, UavrtError
@@ -129,7 +130,7 @@ def cmd_upscale(a):
         dst = out / (src.stem + (Path(a.output).suffix if not many else ".mp4")) if many else out
         prog = _Progress(not a.quiet)
         try:
-            upscale_file(up, src, dst, OutputConfig(codec=a.codec, crf=a.crf, overwrite=a.overwrite), prog)
+            upscale_file(up, src, dst, OutputConfig(codec=a.codec, crf=a.crf, overwrite=a.overwrite, fps=a.fps), prog)
         finally:
             prog.close()
         print(f"wrote {dst}")
@@ -191,6 +192,7 @@ def build_parser():
     u.add_argument("--overwrite", action="store_true")
     u.add_argument("--codec", default="libx264", help="libx264 | libx265 | ffv1 | prores_ks")
     u.add_argument("--crf", type=int, default=None)
+    u.add_argument("--fps", type=Fraction, default=None, help="frame rate for image-folder inputs (default 30)")
     u.add_argument("-q", "--quiet", action="store_true")
     _add_model_args(u)
     _add_run_args(u)

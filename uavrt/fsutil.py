@@ -32,6 +32,9 @@ def atomic_path(path, overwrite: bool = False, suffix: str | None = None):
                                dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield tmp
         if path.exists() and not overwrite:  # appeared while we worked: still never clobber

@@ -64,6 +64,12 @@ def test_network_selection(tmp_path):
         trt._select_networks(tmp_path, ["flownet"], "fp16")
 
 
+def test_config_is_read_from_the_graph_metadata():
+    assert trt._onnx_config({"uavrt.config": '{"cross_attention_dim": 32}'}) == {"cross_attention_dim": 32}
+    assert trt._onnx_config({"uavrt.config": "not json"}) is None
+    assert trt._onnx_config({}) is None
+
+
 def test_onnx_metadata_must_match_file_name(tmp_path):
     with pytest.raises(EngineMismatch, match="precision='fp32'"):
         trt._check_onnx_metadata(tmp_path / "raft.fp16.onnx", {"uavrt.precision": "fp32"}, "raft", "fp16")

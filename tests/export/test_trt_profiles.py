@@ -91,3 +91,15 @@ def test_plan_from_run_config():
 def test_plan_json_round_trip():
     plan = ProfilePlan(latent_opt=(128, 128))
     assert ProfilePlan(**plan.to_dict()) == plan
+
+
+def test_dims_fixed_by_the_weights_come_from_the_config():
+    # the U-Net's text width is its cross_attention_dim, whatever the plan's default says
+    p = derive_profiles(UNET, ProfilePlan(text_dim=1024), config={"cross_attention_dim": 32})
+    assert p["encoder_hidden_states"] == ((2, 77, 32),) * 3
+    assert derive_profiles(UNET, ProfilePlan(text_dim=1024), config={})["encoder_hidden_states"][0] == (2, 77, 1024)
+
+
+@pytest.mark.parametrize("spec", [UNET, VAE_3D, VAE_VIDEO, RAFT])
+def test_default_plan_fits_every_release_network(spec):
+    assert set(derive_profiles(spec, ProfilePlan())) == set(spec.input_names)

@@ -60,3 +60,13 @@ def _random_flow_pair(B, T1, H, W, *, seed, scale=4.0, block=6):
     bw = -fw + torch.randn(shape, generator=g) * 0.1
     bw = torch.where(kind == 4, torch.randn(shape, generator=g) * scale, bw)  # occluded: unrelated flow
     return fw.contiguous(), bw.contiguous()
+
+
+@pytest.fixture(scope="session")
+def assert_within():
+    def check(got, want, atol):
+        """max |got - want| <= atol (torch.testing.assert_close would import torch.distributed: seconds)."""
+        assert got.shape == want.shape, f"shape {tuple(got.shape)} != {tuple(want.shape)}"
+        err = (got.float() - want.float()).abs().max().item()
+        assert err <= atol, f"max |diff| {err:.3g} > atol {atol:.3g}"
+    return check

@@ -80,12 +80,14 @@ def test_shape_outside_profile_names_input_shape_and_range():
 
 
 def test_expected_metadata():
-    check_expected("unet.fp16", _entry(), {"uavrt.weights_sha256": "aa11"})
+    check_expected("unet.fp16", _entry(), {"weights_sha256": "aa11", "precision": "fp16"})
+    check_expected("unet.fp16", _entry(), {"weights_hash": "aa11"})  # the alias the ORT backend accepts
     check_expected("unet.fp16", _entry(), None)
-    with pytest.raises(EngineMismatch, match=r"uavrt\.weights_sha256 is 'aa11', expected 'bb22'"):
-        check_expected("unet.fp16", _entry(), {"uavrt.weights_sha256": "bb22"})
-    with pytest.raises(EngineMismatch, match="no metadata 'uavrt.config'"):
-        check_expected("unet.fp16", _entry(), {"uavrt.config": "{}"})
+    with pytest.raises(EngineMismatch, match=r"engine unet\.fp16.*weights_sha256 mismatch: "
+                                             r"expected 'bb22', found 'aa11'"):
+        check_expected("unet.fp16", _entry(), {"weights_sha256": "bb22"})
+    with pytest.raises(EngineMismatch, match="no uavrt metadata field 'config'"):
+        check_expected("unet.fp16", _entry(), {"config": {"cross_attention_dim": 32}})
 
 
 def _write_engine(d, plan_bytes=b"serialized-engine", **fields):
@@ -101,7 +103,7 @@ def test_resolve_engine(tmp_path):
     with pytest.raises(EngineMismatch, match=r"no engine raft\.fp16.*uavrt export --trt"):
         resolve_engine(tmp_path, "raft", "fp16", H100)
     plan = _write_engine(tmp_path)
-    entry, path = resolve_engine(tmp_path, "raft", "fp16", H100, expect={"uavrt.precision": "fp16"})
+    entry, path = resolve_engine(tmp_path, "raft", "fp16", H100, expect={"precision": "fp16"})
     assert path == plan and entry["fields"]["network"] == "raft"
     plan.write_bytes(b"serialized-enginf")  # same size, other bytes
     with pytest.raises(EngineMismatch, match="modified or replaced"):
@@ -297,11 +299,14 @@ def test_outputs_are_owned_unless_copied(engines):
 def test_cuda_graphs_match_eager(engines):
     eager = TrtBackend(engines / "engines").load("unet")
     graphed = TrtBackend(engines / "engines", cuda_graphs=True).load("unet")
-    for seed in range(3):  # capture once, replay with new inputs
-        f = unet_feed("cuda", 4, 32, 32, seed)
+    graphs = []
+    for seed, (t, h, w) in enumerate([(4, 32, 32)] * 3 + [(2, 16, 48)] * 2):
+        f = unet_feed("cuda", t, h, w, seed)
         # a stale capture (old inputs or addresses) would be off by O(1): the inputs change per seed
         assert (graphed(**f)["noise_pred"] - eager(**f)["noise_pred"]).abs().max() < 1e-3
-    assert len(graphed._graphs) == 1
+        graphs.append(graphed._graph)
+    assert graphs[0] is graphs[1] is graphs[2]  # captured once, replayed
+    assert graphs[3] is graphs[4] is not graphs[0]  # new shape: recaptured once
 
 
 @pytest.mark.trt

@@ -26,6 +26,17 @@ def test_full_range_spans_0_to_255(tmp_path):
     np.testing.assert_allclose(rgb[0, :, 1], RAMP[0], atol=1)  # grey: R = G = B = Y
 
 
+def test_legacy_yuvj420p_is_full_range(tmp_path):
+    # Like old_movie_1.mp4 of the release: H.264 in the deprecated full-range pixel format.
+    p = tmp_path / "j.mp4"
+    write_yuv_video(p, RAMP, GREY, GREY, color_range=2, codec="libx264", pix_fmt="yuvj420p",
+                    options={"qp": "0"})
+    info = probe(p)
+    assert (info.pix_fmt, info.color_range) == ("yuvj420p", "pc")
+    rgb = _first_rgb(p).astype(int)
+    np.testing.assert_allclose(rgb[0, :, 1], RAMP[0], atol=1)
+
+
 def test_limited_range_is_expanded(tmp_path):
     p = tmp_path / "tv.mkv"
     write_yuv_video(p, RAMP, GREY, GREY, color_range=1)
@@ -59,7 +70,7 @@ def test_matrix_tag_is_honoured(tmp_path, space, name):
     assert probe(p).color_space == name
     got = _first_rgb(p)[H // 2, W // 2].astype(float)
     np.testing.assert_allclose(got, _expected_rgb(y, u, v, space), atol=1.5)
-    other = _expected_rgb(y, u, v, 6 - space if space == 5 else 5)
+    other = _expected_rgb(y, u, v, {1: 5, 5: 1}[space])
     assert np.abs(got - other).max() > 10  # the test can tell the matrices apart
 
 

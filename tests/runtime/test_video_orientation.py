@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 
 from uavrt.runtime.video import VideoWriter, open_frames, probe
-from uavrt.runtime.video.orientation import Orientation, from_display_matrix, from_rotate_tag
+from uavrt.runtime.video.orientation import (
+    Orientation,
+    from_display_matrix,
+    from_rotate_tag,
+)
 from uavrt.runtime.video.synth import pattern_frame, write_test_video
 
 LOSSLESS_MP4 = dict(codec="libx264rgb", pix_fmt="rgb24", options={"qp": "0"})

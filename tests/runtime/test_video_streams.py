@@ -92,9 +92,11 @@ def test_audio_stays_in_sync_when_video_starts_late(tmp_path):
     assert [p for p, _ in a_out] == [p for p, _ in a_src]
 
 
-def test_video_only_source_copies_nothing(tmp_path):
+def test_video_only_source_copies_nothing_but_its_tags(tmp_path):
     src = tmp_path / "v.mkv"
-    write_test_video(src, frames=4)
+    write_test_video(src, frames=4, metadata={"title": "Old movie", "comment": "restored"})
     out = _upscale_copy(src, tmp_path / "out.mkv", codec="ffv1")
     with av.open(str(out)) as c:
         assert [s.type for s in c.streams] == ["video"]
+        tags = {k.lower(): v for k, v in c.metadata.items()}  # Matroska upper-cases tag names
+        assert (tags.get("title"), tags.get("comment")) == ("Old movie", "restored")

@@ -18,7 +18,7 @@ import torch
 from ..errors import EngineMismatch
 
 PREFIX = "uavrt."
-FIELDS = ("network", "precision", "weights_sha256", "config", "spec", "opset", "exporter", "uavrt_version")
+FIELDS = ("network", "precision", "weights_sha256", "config", "spec", "opset", "exporter", "version")
 # `expect` keys a caller may check, with the aliases it may use
 _ALIASES = {"weights_hash": "weights_sha256"}
 
@@ -53,7 +53,7 @@ def build_metadata(spec, *, precision: str, weights_hash: str, config: dict | No
         "spec": json.dumps(spec.to_json(), sort_keys=True),
         "opset": str(opset),
         "exporter": f"torch {torch.__version__}",
-        "uavrt_version": uavrt.__version__,
+        "version": uavrt.__version__,
     }
     if fp16_policy is not None:
         meta["fp16_policy"] = json.dumps(fp16_policy, sort_keys=True)

@@ -139,7 +139,8 @@ def export_onnx(module: torch.nn.Module, spec: NetworkSpec, path, *, precision: 
     path = check_writable(path, overwrite)
     config = module_config(module) if config is None else config
     weights_hash = weights_hash or weights_sha256(module.state_dict())
-    policy = policy or (fp16_mod.POLICIES.get(spec.name) if precision == "fp16" else None)
+    if precision == "fp16" and policy is None:
+        policy = fp16_mod.POLICIES.get(spec.name, fp16_mod.Fp16Policy())
     model = to_onnx_model(module, spec, precision=precision, config=config, policy=policy, step=step)
     set_metadata(model, build_metadata(spec, precision=precision, weights_hash=weights_hash, config=config,
                                        opset=OPSET, fp16_policy=policy.describe() if policy else None))

@@ -120,14 +120,19 @@ class ProfilePlan:
                 for f in fields(self)}
 
 
-def derive_profiles(spec: NetworkSpec, plan: ProfilePlan) -> dict:
+def derive_profiles(spec: NetworkSpec, plan: ProfilePlan, config: dict | None = None) -> dict:
     """{input name: (min shape, opt shape, max shape)} for `spec` under `plan`.
 
     Fixed dims stay fixed; named dims take the plan's (min, opt, max); a 0-d input gets
-    ((), (), ()). The plan's ranges are checked against the spec's own limits (e.g. RAFT's
-    multiples of 8 and >= 128) so an engine is never built for shapes the network refuses.
+    ((), (), ()). Dims the weights fix (`spec.config_dims`, e.g. the U-Net's text width C =
+    `cross_attention_dim`) come from `config` when given, whatever the plan says. The ranges are
+    checked against the spec's own limits (e.g. RAFT's multiples of 8 and >= 128) so an engine is
+    never built for shapes the network refuses.
     """
     ranges = plan.dim_ranges(spec.name)
+    for dim, key in getattr(spec, "config_dims", {}).items():
+        if config is not None and key in config:
+            ranges[dim] = (int(config[key]),) * 3
     for dim, (lo, opt, hi) in ranges.items():
         limit = spec.ranges.get(dim)
         if limit is None:

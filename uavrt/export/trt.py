@@ -35,10 +35,9 @@ def require_tensorrt():
         import tensorrt
     except Exception as e:  # ImportError, or the PyPI stub failing to fetch the real wheel
         raise BackendUnavailable(f"TensorRT is not available ({type(e).__name__}: {e}): {INSTALL_HINT}") from e
-    major = _version_tuple(tensorrt.__version__)[:1]
-    if major < (10,):
-        raise BackendUnavailable(f"TensorRT {tensorrt.__version__} is too old: uavrt needs TensorRT 11 "
-                                 f"(10.1+ may work); {INSTALL_HINT}")
+    if version_tuple(tensorrt.__version__) < (10, 1):  # set_device_memory(ptr, size) came with 10.1
+        raise BackendUnavailable(f"TensorRT {tensorrt.__version__} is too old: uavrt is written for TensorRT 11 "
+                                 f"(10.1 or later may work); {INSTALL_HINT}")
     return tensorrt
 
 
@@ -56,14 +55,15 @@ def gpu_identity(device=None) -> tuple:
 
 def hardware_level(hardware_compatible) -> str:
     """False/'none' -> 'none'; True -> 'ampere_plus' (TensorRT's cross-architecture level)."""
-    if hardware_compatible is True:
-        return "ampere_plus"
-    if hardware_compatible is False or hardware_compatible is None:
-        return "none"
-    return check_choice("hardware_compatible", hardware_compatible, (False, True, *HARDWARE_LEVELS))
+    if isinstance(hardware_compatible, bool) or hardware_compatible is None:
+        return "ampere_plus" if hardware_compatible else "none"
+    if isinstance(hardware_compatible, str) and hardware_compatible in HARDWARE_LEVELS:
+        return hardware_compatible
+    raise ConfigError("hardware_compatible", hardware_compatible,
+                      "False, True (= 'ampere_plus'), " + ", ".join(repr(v) for v in HARDWARE_LEVELS))
 
 
-def _version_tuple(version: str) -> tuple:
+def version_tuple(version: str) -> tuple:
     out = []
     for part in version.split("."):
         digits = "".join(c for c in part if c.isdigit())
@@ -107,7 +107,8 @@ def build_engines(onnx_dir, out_dir, *, plan: ProfilePlan, networks=None, precis
         onnx_path = onnx_dir / f"{name}.{precision}.onnx"
         fp = cache.onnx_fingerprint(onnx_path)
         _check_onnx_metadata(onnx_path, fp.metadata, name, precision)
-        profiles = derive_profiles(get_spec(name), plan)
+        # the graph carries its network config: dims the weights fix (text width) come from it
+        profiles = derive_profiles(get_spec(name), plan, config=_onnx_config(fp.metadata))
         fields = cache.key_fields(
             network=name, precision=precision, onnx_sha256=fp.sha256, profiles=profiles,
             tensorrt_version=trt.__version__, gpu_name=gpu_name, compute_capability=capability,
@@ -167,6 +168,17 @@ def _check_onnx_metadata(path: Path, metadata: dict, network: str, precision: st
             raise EngineMismatch(f"{path}: metadata {field}={found[0]!r}, expected {want!r} from the file name")
 
 
+def _onnx_config(metadata: dict):
+    import json
+
+    text = next((v for k, v in metadata.items() if k.rsplit(".", 1)[-1] == "config"), None)
+    try:
+        config = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return config if isinstance(config, dict) else None
+
+
 def _build_serialized(trt, onnx_path: Path, profiles: dict, *, optimization_level: int, timing_cache,
                       version_compatible: bool, hw_level: str, workspace_gb) -> bytes:
     """Polygraphy's loaders: parse -> config (profile, options) -> build_serialized_network."""
@@ -187,7 +199,7 @@ def _build_serialized(trt, onnx_path: Path, profiles: dict, *, optimization_leve
                           memory_pool_limits=pools, load_timing_cache=cache_path)
     # TensorRT 11 networks are always strongly typed (the flag is gone); 10.x must ask for it,
     # or it would run the FP16 graph's layers in whatever precision it likes.
-    strongly_typed = True if _version_tuple(trt.__version__) < (11,) else None
+    strongly_typed = True if version_tuple(trt.__version__) < (11,) else None
     network = NetworkFromOnnxPath(str(onnx_path), strongly_typed=strongly_typed)
     data = EngineBytesFromNetwork(network, config=config, save_timing_cache=cache_path)()
     return bytes(data)

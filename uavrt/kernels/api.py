@@ -23,8 +23,8 @@ def _backend(device: torch.device):
         from . import host
         return host
     if device.type == "cuda":
-        from . import cuda
-        return cuda
+        from . import gpu
+        return gpu
     raise InputError(f"tensors are on device {str(device)!r}; the propagation kernel runs on 'cpu' or 'cuda'")
 
 
@@ -74,7 +74,7 @@ def propagate(x: torch.Tensor, flows_forward: torch.Tensor, flows_backward: torc
     """
     _check_params(interpolation, mode, fuse_scale, alpha1, alpha2)
     _check_latents("x", x, 5, "[B, C, T, h, w]")
-    B, C, T, h, w = x.shape
+    B, _, T, h, w = x.shape
     layout = f"[B, 2, T-1, Hf, Wf] with B={B}, T-1={T - 1}"
     for name, f in (("flows_forward", flows_forward), ("flows_backward", flows_backward)):
         _check_flow(name, f, x.device, layout)
@@ -107,7 +107,7 @@ def flow_warp(x: torch.Tensor, flow: torch.Tensor, interpolation: str = "bilinea
     """Sample x [N, C, H, W] at (px + u, py + v); flow [N, H, W, 2] -> [N, C, H, W] (like the reference)."""
     check_choice("interpolation", interpolation, INTERPOLATIONS)
     _check_latents("x", x, 4, "[N, C, H, W]")
-    N, C, H, W = x.shape
+    N, _, H, W = x.shape
     _check_flow("flow", flow, x.device, "[N, H, W, 2]")
     if tuple(flow.shape) != (N, H, W, 2):
         raise InputError(f"flow has shape {tuple(flow.shape)}; expected [N, H, W, 2] = {[N, H, W, 2]} "

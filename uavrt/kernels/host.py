@@ -69,7 +69,7 @@ def build_host_library(cache_root: Path | None = None) -> HostBuild:
     return HostBuild(path, True, time.perf_counter() - t0)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(path: str) -> ctypes.CDLL:
     lib = ctypes.CDLL(path)
     if lib.uav_abi_version() != ABI_VERSION:
@@ -86,8 +86,13 @@ def _load(path: str) -> ctypes.CDLL:
 
 
 def library() -> ctypes.CDLL:
-    """The loaded host library (built on first use; one load per process and path)."""
-    return _load(str(build_host_library().path))
+    """The loaded host library (built on first use; looked up once per process and cache dir)."""
+    return _library_in(str(cache.cache_dir()))
+
+
+@functools.cache
+def _library_in(cache_root: str) -> ctypes.CDLL:
+    return _load(str(build_host_library(Path(cache_root)).path))
 
 
 def _suffix(dtype: torch.dtype) -> str:

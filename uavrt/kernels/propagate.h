@@ -160,7 +160,7 @@ UAV_HD float uav_bilinear_read(const T* plane, const UavBilinear& b) {
     float v_se = b.in_se ? uav_load(plane, b.o_se) : 0.0f;
     // torch's vectorised CPU kernel writes (nw*v + ne*v) + sw*v + se*v, and its AVX2/AVX-512
     // builds are compiled with FMA contraction, which turns that sum into this exact chain (the
-    // golden vectors carry it: plain mul+add differs by 1 ulp at ~5% of the samples).
+    // golden vectors carry it: plain mul+add differs by 1 ulp at about a quarter of samples).
     // Explicit fmaf is exact on any compiler or GPU, unlike relying on contraction.
     float acc = v_nw * b.w_nw;
     acc = fmaf(v_ne, b.w_ne, acc);

@@ -25,7 +25,10 @@ LAYOUT = {
     "raft": ("propagator", None, "raft-things"),
 }
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
-EXPECTED_CLASS = {"unet": "UNetVideoModel", "vae_3d": "AutoencoderKLVideo", "vae_video": "AutoencoderKLVideo"}
+# the release's vae_3d_config.json says AutoencoderKL3D although inference builds it as
+# AutoencoderKLVideo: accept both
+EXPECTED_CLASS = {"unet": ("UNetVideoModel",), "vae_3d": ("AutoencoderKLVideo", "AutoencoderKL3D"),
+                  "vae_video": ("AutoencoderKLVideo", "AutoencoderKL3D")}
 _LAYOUT_HINT = ("expected the release layout <weights>/{unet/unet_video_config.json, unet/unet_video.bin, "
                 "vae/vae_3d_config.json, vae/vae_3d.bin, vae/vae_video_config.json, vae/vae_video.bin, "
                 "propagator/raft-things.pth, text_encoder/, tokenizer/, scheduler/, low_res_scheduler/}")
@@ -50,7 +53,7 @@ def config_file(weights_dir, network: str) -> Path:
     return p
 
 
-def read_config(path, expected_class: str | None = None) -> dict:
+def read_config(path, expected_class: tuple | None = None) -> dict:
     path = Path(path)
     try:
         cfg = json.loads(path.read_text())
@@ -59,8 +62,9 @@ def read_config(path, expected_class: str | None = None) -> dict:
     if not isinstance(cfg, dict):
         raise WeightsError(f"config {str(path)!r} is not a JSON object")
     found = cfg.get("_class_name")
-    if expected_class and found is not None and found != expected_class:
-        raise WeightsError(f"config {str(path)!r} is for class {found!r}, expected {expected_class!r}")
+    if expected_class and found is not None and found not in expected_class:
+        raise WeightsError(f"config {str(path)!r} is for class {found!r}, expected "
+                           + " or ".join(repr(c) for c in expected_class))
     return cfg
 
 

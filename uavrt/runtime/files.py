@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
@@ -13,16 +14,21 @@ from ..fsutil import check_writable
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv")
 
 
+DEFAULT_IMAGE_FPS = Fraction(30)  # the release writes image-folder inputs at 30 fps
+
+
 @dataclass(frozen=True)
 class OutputConfig:
     codec: str = "libx264"
     crf: int | None = None
     overwrite: bool = False
+    fps: Fraction | None = None  # only for inputs without a rate (image folders)
 
 
 def upscale_file(upscaler, src, dst, out: OutputConfig = OutputConfig(), progress: Callable | None = None) -> Path:
-    from .video import VideoWriter, open_frames
-    dst = check_writable(dst, out.overwrite)  # refuse before any work
+    from .video import VideoWriter, is_folder_target, open_frames
+    if not is_folder_target(dst):  # refuse before any work (a folder target: the writer decides)
+        check_writable(dst, out.overwrite)
     with open_frames(src) as reader:
         info = reader.info
         if progress:
@@ -34,7 +40,8 @@ def upscale_file(upscaler, src, dst, out: OutputConfig = OutputConfig(), progres
                 pts.append(fr.pts)
                 yield fr.rgb
 
-        with VideoWriter(dst, fps=info.fps, time_base=info.time_base, codec=out.codec, crf=out.crf,
+        fps = info.fps or out.fps or DEFAULT_IMAGE_FPS
+        with VideoWriter(dst, fps=fps, time_base=info.time_base, codec=out.codec, crf=out.crf,
                          overwrite=out.overwrite,
                          copy_streams_from=None if info.is_image_sequence else str(src)) as writer:
             n = 0

@@ -9,7 +9,7 @@ correlation volume alone is (H*W/64)^2 floats per pair (830 MB at 1280x720).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +32,7 @@ def resize_flow(flow: torch.Tensor, height: int, width: int, *, fix_resize: bool
     tensor) and leaves the flow vectors unscaled. `fix_resize=True` scales the vectors instead:
     x (channel 0) by width/w and y (channel 1) by height/h.
     """
-    n, _, h, w = flow.shape
+    h, w = flow.shape[-2:]
     if (h, w) == (height, width):
         return flow  # the official interpolation and x1.0 scaling are exact identities here
     out = F.interpolate(flow, (height, width), mode="bilinear", align_corners=False)

@@ -9,8 +9,9 @@ Design (TensorRT 10/11 name-based API, `execute_async_v3`):
   `set_tensor_address`, `execute_async_v3` on torch's current stream (no host sync);
 - outputs are this runner's own buffers (`owns_outputs=True`): valid until the next call of the
   same runner unless `copy_outputs=True`; FP16 outputs are returned as new float32 tensors;
-- optional CUDA graphs (`cuda_graphs=True`): one graph captured per input-shape signature,
-  replayed with inputs copied into its static buffers.
+- optional CUDA graphs (`cuda_graphs=True`) for a fixed shape: the graph is captured on the
+  first call, replayed (inputs copied into its static buffers) while the shapes stay the same,
+  recaptured when they change.
 
 Before anything is deserialised the manifest entry is checked against this TensorRT and GPU,
 the plan file against its sha256, and each call's shapes against the engine's profile: these
@@ -27,6 +28,7 @@ import torch
 from ..errors import EngineMismatch, InputError, check_choice
 from ..export import cache
 from ..export.spec import NetworkSpec, get_spec
+from ..export.trt import gpu_identity, require_tensorrt, version_tuple
 from .backend import Backend, Runner
 
 
@@ -40,19 +42,14 @@ class EngineEnv:
     compute_capability: str  # "major.minor"
 
 
-def _vtuple(v: str) -> tuple:
-    from ..export.trt import _version_tuple
-    return _version_tuple(v)
-
-
 def check_engine_compatible(name: str, entry: dict, env: EngineEnv) -> None:
     """Refuse an engine built for another TensorRT version or GPU (EngineMismatch says which)."""
     f = entry["fields"]
     built, here = f["tensorrt_version"], env.tensorrt_version
     if f.get("version_compatible"):
         # version-compatible plans run on later TensorRT releases of the same major version
-        ok = _vtuple(here)[:1] == _vtuple(built)[:1] and _vtuple(here) >= _vtuple(built)
-        need = f"TensorRT {_vtuple(built)[0]}.x >= {built} (version-compatible engine)"
+        ok = version_tuple(here)[:1] == version_tuple(built)[:1] and version_tuple(here) >= version_tuple(built)
+        need = f"TensorRT {version_tuple(built)[0]}.x >= {built} (version-compatible engine)"
     else:
         ok, need = here == built, f"TensorRT {built} exactly"
     if not ok:
@@ -63,7 +60,7 @@ def check_engine_compatible(name: str, entry: dict, env: EngineEnv) -> None:
     built_gpu = f"{f['gpu_name']} (compute capability {f['compute_capability']})"
     here_gpu = f"{env.gpu_name} (compute capability {env.compute_capability})"
     if level == "ampere_plus":
-        ok, need = _vtuple(env.compute_capability) >= (8, 0), "an Ampere or newer GPU (compute capability >= 8.0)"
+        ok, need = version_tuple(env.compute_capability) >= (8, 0), "an Ampere or newer GPU (compute capability >= 8.0)"
     elif level == "same_compute_capability":
         ok, need = env.compute_capability == f["compute_capability"], f"compute capability {f['compute_capability']}"
     else:
@@ -76,15 +73,15 @@ def check_engine_compatible(name: str, entry: dict, env: EngineEnv) -> None:
 
 
 def check_expected(name: str, entry: dict, expect: dict | None) -> None:
-    """The engine's source graph metadata (weights hash, config, ...) must match what the caller expects."""
-    meta = entry.get("onnx_metadata", {})
-    for key, want in (expect or {}).items():
-        if key not in meta:
-            raise EngineMismatch(f"engine {name}: its ONNX graph has no metadata {key!r} to compare "
-                                 f"with the expected {str(want)[:80]!r}")
-        if meta[key] != want:
-            raise EngineMismatch(f"engine {name}: {key} is {str(meta[key])[:80]!r}, expected {str(want)[:80]!r}; "
-                                 "re-export and rebuild the engine for these weights")
+    """The engine's source graph metadata must match what the caller expects (EngineMismatch).
+
+    `expect` as for ONNX graphs (`uavrt.export.metadata.check_metadata`): network, precision,
+    weights_sha256 (alias weights_hash), config (a dict), or any other uavrt metadata field.
+    """
+    from ..export.metadata import PREFIX, check_metadata
+
+    found = {k[len(PREFIX):]: v for k, v in entry.get("onnx_metadata", {}).items() if k.startswith(PREFIX)}
+    check_metadata(found, expect, f"engine {name} (from {entry.get('onnx_file', 'its ONNX graph')})")
 
 
 def check_input_shapes(network: str, profiles: dict, shapes: dict) -> None:
@@ -140,6 +137,7 @@ class SharedActivationMemory:
 # --- runner -----------------------------------------------------------------------------------
 @dataclass
 class _Graph:
+    key: tuple  # the input-shape signature it was captured for
     graph: object  # torch.cuda.CUDAGraph
     inputs: dict
     outputs: dict
@@ -168,7 +166,7 @@ class TrtRunner(Runner):
         if self.context is None:
             raise EngineMismatch(f"engine {spec.name}: TensorRT could not create an execution context")
         memory.attach(self.context, engine.device_memory_size_v2)
-        self._outputs, self._keep, self._graphs = {}, {}, {}
+        self._outputs, self._keep, self._graph = {}, {}, None
 
     def _run(self, inputs: dict) -> dict:
         shapes = {n: tuple(x.shape) for n, x in inputs.items()}
@@ -212,16 +210,20 @@ class TrtRunner(Runner):
             raise RuntimeError(f"TensorRT execute_async_v3 failed for {self.spec.name} (see the TensorRT log)")
 
     def _replay(self, feeds: dict, shapes: dict, stream) -> dict:
+        # ONE graph per runner: a captured graph bakes in the context's shapes and addresses, so a
+        # new shape signature (or a grown activation buffer) recaptures rather than keeping several
+        # graphs that would share one context's shape-dependent state.
         key = tuple(sorted(shapes.items()))
-        g = self._graphs.get(key)
-        if g is None or g.generation != self.memory.generation:
-            g = self._graphs[key] = self._capture(feeds, stream)
+        g = self._graph
+        if g is None or g.key != key or g.generation != self.memory.generation:
+            self._graph = None
+            g = self._graph = self._capture(key, feeds, stream)
         for name, x in feeds.items():
             g.inputs[name].copy_(x)
         g.graph.replay()
         return g.outputs
 
-    def _capture(self, feeds: dict, stream) -> _Graph:
+    def _capture(self, key: tuple, feeds: dict, stream) -> _Graph:
         static = {n: x.clone() for n, x in feeds.items()}
         outs = self._bind(static, {})
         self._execute(stream)  # TensorRT finishes shape-dependent setup on the first enqueue
@@ -232,7 +234,7 @@ class TrtRunner(Runner):
         except RuntimeError as e:
             raise RuntimeError(f"{self.spec.name}: CUDA graph capture of the TensorRT engine failed ({e}); "
                                "run with cuda_graphs=False") from e
-        return _Graph(graph, static, outs, self.memory.generation)
+        return _Graph(key, graph, static, outs, self.memory.generation)
 
 
 def _torch_dtype(trt, dtype):
@@ -254,16 +256,15 @@ class TrtBackend(Backend):
 
     precision: which engines to use ("fp16": `<network>.fp16.plan`).
     module_expect: optional `(spec, module) -> dict` of ONNX metadata the engine must carry for
-    `from_module` (e.g. the module's weights hash), so a runner never pairs an engine with
-    other weights silently. Without it `from_module` uses the engine and ignores the module.
+    `from_module` (e.g. {"weights_sha256": ...}), so a runner never pairs an engine with other
+    weights silently. Without it `from_module` uses the engine and ignores the module;
+    `load_network` (the pipeline's path) always checks weights hash and config.
     """
 
     name = "tensorrt"
 
     def __init__(self, engines_dir, device="cuda", *, precision: str = "fp16", copy_outputs: bool = False,
                  cuda_graphs: bool = False, module_expect=None):
-        from ..export.trt import gpu_identity, require_tensorrt
-
         self.trt = require_tensorrt()  # no TensorRT -> BackendUnavailable at once
         gpu_name, capability = gpu_identity(device)  # no GPU -> BackendUnavailable
         dev = torch.device(device)
@@ -306,3 +307,8 @@ class TrtBackend(Backend):
     def from_module(self, spec: NetworkSpec, module: torch.nn.Module) -> Runner:
         expect = self.module_expect(spec, module) if self.module_expect is not None else None
         return self.load(spec, expect=expect)
+
+    def load_network(self, spec: NetworkSpec, loaded) -> Runner:
+        """The engine for a loaded release network (`uavrt.models.release.LoadedNetwork`): its
+        source graph must have been exported from exactly these weights and this config."""
+        return self.load(spec, expect={"weights_sha256": loaded.weights_hash, "config": loaded.config})

@@ -12,12 +12,14 @@ relative error explodes wherever the reference is near zero.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..export.spec import NetworkSpec, get_spec
+from ..errors import ConfigError, check_choice
+from ..export.spec import SPECS, NetworkSpec, get_spec
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,9 @@ def verify(backends: dict, networks: dict, inputs: dict, *, reference: str | Non
     """Run every network on every backend with the same inputs; compare each with the reference.
 
     backends: {name: Backend}; the reference is `reference` or the first one.
-    networks: {network name: module} (spec from uavrt.export.spec) or {name: (NetworkSpec, module)}.
+    networks: {network name: module, a `LoadedNetwork` (release weights: backends with prebuilt
+    graphs/engines use `load_network`, which checks weights hash and config) or
+    (NetworkSpec, module)}; specs from uavrt.export.spec unless given.
     inputs: {network name: {input name: tensor}} (moved to each runner's device).
     tolerances: {network name: Tolerance}; defaults to DEFAULT_TOLERANCES for the release networks.
     Each backend gets its own deep copy of a module (backends cast/move modules in place).
@@ -116,8 +120,18 @@ def verify(backends: dict, networks: dict, inputs: dict, *, reference: str | Non
     return VerifyReport(reference, rows)
 
 
-def _run(backend, spec: NetworkSpec, module, feed: dict) -> dict:
-    runner = backend.from_module(spec, copy.deepcopy(module))
+def _runner(backend, spec: NetworkSpec, network):
+    """A runner made the way the pipeline makes it; the caller's module is never touched."""
+    if dataclasses.is_dataclass(network) and hasattr(network, "weights_hash"):  # a LoadedNetwork
+        network = dataclasses.replace(network, module=copy.deepcopy(network.module))
+        if hasattr(backend, "load_network"):  # prebuilt graphs/engines, checked against the weights
+            return backend.load_network(spec, network)
+        return backend.from_module(spec, network.module)
+    return backend.from_module(spec, copy.deepcopy(network))
+
+
+def _run(backend, spec: NetworkSpec, network, feed: dict) -> dict:
+    runner = _runner(backend, spec, network)
     feed = {k: v.to(runner.device) for k, v in feed.items()}
     out = runner(**feed)
     # copy out at once: runners may own their output buffers (valid only until the next call)
@@ -146,3 +160,64 @@ def _compare(net: str, backend: str, got: dict, reference: str, ref: dict, tol: 
                                      res.max_reldiff, res.mean_reldiff, float(np.abs(r).max(initial=0.0)),
                                      tol.atol, tol.rtol, bool(res)))
     return rows
+
+
+# --- `uavrt verify`: release (or demo) networks, PyTorch vs ONNX Runtime vs the backend under test --
+def verify_release(engines, *, weights=None, demo: bool = False, networks=("unet", "vae_3d", "raft"),
+                   backend: str = "tensorrt", device: str = "cuda", seed: int = 0) -> VerifyReport:
+    """Compare `backend` (its graphs/engines in `engines`) with PyTorch fp32 (the reference) and
+    ONNX Runtime fp32 on seeded inputs, for release weights (`weights`) or the demo model.
+
+    Input sizes: the spec's small example sizes, moved into the TensorRT engine's profile when
+    the backend is TensorRT. ONNX Runtime uses `<network>.fp32.onnx` from `engines` when all are
+    there, else exports the networks on the fly.
+    """
+    from ..models.release import load_network
+    from .ort_backend import OrtBackend
+    from .torch_backend import TorchBackend
+
+    if bool(demo) == bool(weights):
+        raise ConfigError("weights", weights, "a release weights folder, or demo=True (exactly one of them)")
+    check_choice("backend", backend, ("tensorrt", "onnxruntime"))
+    names = [check_choice("network", n, tuple(SPECS)) for n in networks]
+    if demo:
+        from ..models.demo import demo_weights_dir
+        weights = demo_weights_dir(seed, with_raft="raft" in names)
+    engines = Path(engines)
+    loaded = {n: load_network(weights, n) for n in names}
+    have_graphs = all((engines / f"{n}.fp32.onnx").exists() for n in names)
+    backends = {"torch": TorchBackend(device, "fp32"),
+                "onnxruntime": OrtBackend(device="cpu", precision="fp32", engines=engines if have_graphs else None)}
+    profiles = {}
+    if backend == "tensorrt":
+        from ..export import cache
+        from .trt_backend import TrtBackend
+        backends["tensorrt"] = TrtBackend(engines, device=device, precision="fp16")
+        entries = cache.load_manifest(engines)["engines"]
+        profiles = {n: entries[f"{n}.fp16"]["fields"]["profiles"] for n in names if f"{n}.fp16" in entries}
+    inputs = {}
+    for n in names:
+        spec = get_spec(n)
+        dims = verify_dims(spec, loaded[n].config, profiles.get(n))
+        inputs[n] = spec.sample_inputs(dims, precision="fp32", seed=seed)
+    return verify(backends, loaded, inputs, reference="torch")
+
+
+def verify_dims(spec: NetworkSpec, config: dict, profiles: dict | None = None) -> dict:
+    """The spec's example sizes (config dims from `config`), clamped into an engine's profile."""
+    dims = spec.example_dims(config)
+    for t in spec.inputs if profiles else ():
+        lo, _, hi = profiles[t.name]
+        for d, a, b in zip(t.dims, lo, hi):
+            if isinstance(d, str):
+                dims[d] = min(max(dims[d], a), b)
+    return dims
+
+
+def run_verify_cli(args) -> int:
+    """`uavrt verify` (argparse namespace: engines, weights, demo, networks, backend, device)."""
+    networks = [n.strip() for n in str(args.networks).split(",") if n.strip()]
+    report = verify_release(args.engines, weights=args.weights, demo=args.demo, networks=networks,
+                            backend=args.backend, device=args.device)
+    print(report.format())
+    return 0 if report.passed else 1

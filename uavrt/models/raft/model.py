@@ -92,7 +92,7 @@ class RAFT(nn.Module):
         self.update_block = BasicUpdateBlock(corr_levels * (2 * corr_radius + 1) ** 2, hidden_dim=hidden_dim)
 
     @classmethod
-    def from_config(cls, config: dict) -> "RAFT":
+    def from_config(cls, config: dict) -> RAFT:
         """From the official argparse fields (small, mixed_precision, alternate_corr) + iters."""
         cfg = {k: v for k, v in config.items() if not k.startswith("_") and k not in _IGNORED}
         for key in _FIXED_FALSE:

@@ -3,4 +3,4 @@
 from .config import VAEConfig
 from .model import DECODER_PREFIXES, ENCODER_PREFIXES, VideoVAEDecoder, decoder_state_dict
 
-__all__ = ["VAEConfig", "VideoVAEDecoder", "DECODER_PREFIXES", "ENCODER_PREFIXES", "decoder_state_dict"]
+__all__ = ["DECODER_PREFIXES", "ENCODER_PREFIXES", "VAEConfig", "VideoVAEDecoder", "decoder_state_dict"]

@@ -34,7 +34,7 @@ class VAEConfig:
     scaling_factor: float = 0.08333  # kept for the pipeline; forward() expects latents / scaling_factor
 
     @classmethod
-    def from_dict(cls, config: dict) -> "VAEConfig":
+    def from_dict(cls, config: dict) -> VAEConfig:
         names = {f.name for f in fields(cls)}
         kwargs = {}
         for key, value in config.items():

@@ -45,7 +45,7 @@ class VideoVAEDecoder(nn.Module):
         self.post_quant_conv = nn.Conv2d(config.latent_channels, config.latent_channels, 1)
 
     @classmethod
-    def from_config(cls, config: dict) -> "VideoVAEDecoder":
+    def from_config(cls, config: dict) -> VideoVAEDecoder:
         return cls(VAEConfig.from_dict(config))
 
     @property

@@ -36,7 +36,7 @@ class ResnetBlock3D(nn.Module):
         return skip + h
 
 
-class ResnetBlock3D_plus(ResnetBlock3D):  # noqa: N801 (official name, kept for checkpoint readers)
+class ResnetBlock3D_plus(ResnetBlock3D):  # official class name
     """ResnetBlock3D followed by a residual temporal branch: norm_3d-SiLU-Conv3d(3x3x3).
 
     The Conv3d pads time with zeros, so the first/last frame of every decoded chunk sees zeros:

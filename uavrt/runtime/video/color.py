@@ -42,7 +42,7 @@ def source_range(frame: av.VideoFrame) -> int:
 
 def describe(frame: av.VideoFrame) -> tuple[str | None, str | None]:
     """(color_range, color_space) names as VideoInfo reports them; None for RGB sources."""
-    if frame.format.is_rgb:
+    if frame.format.is_rgb or frame.format.name.startswith(("pal", "monob", "monow")):
         return None, "rgb"
     if frame.format.name.startswith(("gray", "ya")):
         return _RANGE_NAMES.get(source_range(frame)), None
@@ -53,7 +53,7 @@ def frame_to_rgb24(frame: av.VideoFrame) -> np.ndarray:
     """Decoded frame -> [H, W, 3] uint8 RGB (C-contiguous, owned by the caller)."""
     if frame.format.name == "rgb24":
         rgb = frame.to_ndarray()
-    elif frame.format.is_rgb or frame.format.name.startswith(("gray", "pal", "ya")):
+    elif frame.format.is_rgb or frame.format.name.startswith(("gray", "pal", "ya", "mono")):
         rgb = frame.reformat(format="rgb24", interpolation=SWS_FLAGS).to_ndarray()
     else:
         rgb = frame.reformat(format="rgb24", src_colorspace=source_matrix(frame),

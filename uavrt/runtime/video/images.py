@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import struct
 from pathlib import Path
 
 import av
@@ -46,7 +47,21 @@ def open_image(path: Path):
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) as stored, read from the header only (no pixel decoding)."""
+    """(width, height) as stored, from the header only: the folder check must stay cheap.
+
+    PNG is parsed directly; other formats through Pillow when installed (lazy, header-only),
+    else FFmpeg (which decodes the picture to probe it: slower, same answer).
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(24)
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        return struct.unpack(">II", head[16:24])
+    try:
+        from PIL import Image
+        with Image.open(path) as im:
+            return im.size
+    except Exception:  # no Pillow, or a format it does not know: ask FFmpeg
+        pass
     with open_image(path) as c:
         s = c.streams.video[0]
         return s.codec_context.width, s.codec_context.height

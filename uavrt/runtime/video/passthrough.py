@@ -20,6 +20,7 @@ from ...errors import InputError
 log = logging.getLogger(__name__)
 
 COPIED_TYPES = ("audio", "subtitle")
+_REGENERATED_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder"}
 
 
 def _muxable(format_name: str, stream) -> str | None:
@@ -46,6 +47,17 @@ class StreamCopier:
             raise InputError(f"copy_streams_from={self.source!r} cannot be read: {e}") from e
         self._out = output
         self._map = {}  # input stream index -> output stream
+        self._warned: set[int] = set()
+        self._pending = None  # the next packet, read ahead to know its time
+        try:
+            self._add_streams()
+        except BaseException:
+            self.close()
+            raise
+
+    def _add_streams(self) -> None:
+        output = self._out
+        self._copy_container_info()
         fmt = output.format.name.split(",")[0]
         for st in self._src.streams:
             if st.type not in COPIED_TYPES:
@@ -62,17 +74,28 @@ class StreamCopier:
             for key in ("language", "title", "handler_name"):
                 if key in st.metadata:
                     out.metadata[key] = st.metadata[key]
+            out.disposition = st.disposition  # default/forced flags of subtitle tracks matter
             self._map[st.index] = out
-        self._warned: set[int] = set()
-        self._pending = None  # the next packet, read ahead to know its time
         if self._map:
             streams = [self._src.streams[i] for i in self._map]
             for st in self._src.streams:
                 if st.index not in self._map:
-                    st.discard = av.stream.Discard.all  # demuxer skips the video: we only want the copied packets
+                    st.discard = av.stream.Discard.all  # the demuxer skips what we do not copy
             self._packets = self._src.demux(streams)
         else:
             self.close()
+
+    def _copy_container_info(self) -> None:
+        """Title, dates, chapters... like ffmpeg's default; the muxer writes its own brand tags."""
+        for key, value in self._src.metadata.items():
+            if key.lower() not in _REGENERATED_TAGS:
+                self._out.metadata[key] = value
+        try:
+            chapters = self._src.chapters()
+            if chapters:
+                self._out.set_chapters(chapters)
+        except (av.FFmpegError, ValueError, TypeError) as e:
+            log.warning("%s: chapters not copied (%s)", self.source, e)
 
     @property
     def active(self) -> bool:

@@ -10,9 +10,9 @@ points past the end of a truncated file, images of different sizes).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
 
 import av
 
@@ -29,7 +29,7 @@ _INDEXED_FORMATS = (_MOV, "avi")  # index lists every frame: exact counts, trunc
 _EXACT_DURATION_FORMATS = (_MOV, "matroska,webm")  # durations from headers, not estimates
 
 
-def open_frames(path) -> "FrameReader":
+def open_frames(path) -> FrameReader:
     return FrameReader(path)
 
 
@@ -94,7 +94,9 @@ def _expected_frame_count(container, stream) -> int | None:
         entries = stream.index_entries
         if len(entries) == stream.frames:  # complete index: drop edit-list-discarded samples
             return sum(1 for e in entries if not e.is_discard)
-    return stream.frames if container.format.name != "matroska,webm" else None
+        if container.format.name == "avi":  # index lost (e.g. cut off): the header still counts
+            return stream.frames
+    return None  # other containers' counts can be estimates: never fail a run on them
 
 
 def _check_index_within_file(container, stream, path: Path) -> None:
@@ -122,13 +124,18 @@ def _parse_hms(text: str) -> float | None:
 
 def _expected_end_s(container, stream) -> float | None:
     """End time of the video stream when the container states it exactly, else None."""
-    fmt = container.format.name
-    if fmt not in _EXACT_DURATION_FORMATS:
-        return None
-    if stream.duration is not None and stream.time_base is not None:
-        return float((stream.duration + (stream.start_time or 0)) * stream.time_base)
-    if "DURATION" in stream.metadata:  # Matroska writers store the per-track duration as a tag
-        return _parse_hms(stream.metadata["DURATION"])
+    tb = stream.time_base
+    if container.format.name in _EXACT_DURATION_FORMATS:
+        if stream.duration is not None and tb is not None:
+            return float((stream.duration + (stream.start_time or 0)) * tb)
+        if "DURATION" in stream.metadata:  # Matroska writers store the per-track duration as a tag
+            return _parse_hms(stream.metadata["DURATION"])
+    if container.format.name in _INDEXED_FORMATS and tb is not None and stream.frames > 0:
+        entries = stream.index_entries
+        if len(entries) == stream.frames:  # complete index: its last timestamp is the last frame
+            kept = [e.timestamp for e in entries if not e.is_discard]
+            if kept:
+                return float((max(kept) + 1) * tb)
     return None
 
 
@@ -197,7 +204,7 @@ class _ContainerSource:
 
     def frames(self) -> Iterator[Frame]:
         stream, orient = self._stream, self._orientation
-        index, last_pts, last_end = 0, None, None
+        index, last_pts, last_end, bad_pts = 0, None, None, 0
         pending = [self._first]
         self._first = None
         while True:
@@ -206,8 +213,11 @@ class _ContainerSource:
                 break
             pts = frame.pts
             if pts is not None and last_pts is not None and pts <= last_pts:
-                log.warning("%s: frame %d has pts %d after %d; its time will be derived from the rate",
-                            self.path, index, pts, last_pts)
+                # Broken muxing: hand out None so the writer places the frame by index / fps.
+                bad_pts += 1
+                (log.warning if bad_pts == 1 else log.debug)(
+                    "%s: frame %d has pts %d after %d; its time will be derived from the rate",
+                    self.path, index, pts, last_pts)
                 pts = None
             if pts is not None:
                 last_pts = pts
@@ -217,17 +227,26 @@ class _ContainerSource:
         self._check_complete(index, last_end, stream)
 
     def _check_complete(self, n: int, last_end, stream) -> None:
-        """The demuxer may just stop at a cut: compare with what the container promised."""
+        """The demuxer may just stop at a cut: compare with what the container promised.
+
+        Stopping short of the stated end is truncation (error). Reaching the end with fewer
+        frames than listed means the decoder dropped undecodable frames on the way: the output
+        is still whole, so that is only a warning.
+        """
         where = f"input {str(self.path)!r} is truncated or corrupt: decoding stopped at frame {n}"
+        reached_end = None  # unknown
+        if self._expected_end_s is not None and last_end is not None and stream.time_base is not None:
+            fps = self.info.fps or Fraction(25)
+            got = float(last_end * stream.time_base)
+            reached_end = got >= self._expected_end_s - max(2 / float(fps), 0.2)
+            if not reached_end:
+                raise InputError(f"{where} (t={got:.3f}s) but the container says the video lasts "
+                                 f"{self._expected_end_s:.3f}s")
         if self._expected_frames is not None and n < self._expected_frames:
-            raise InputError(f"{where} but the container lists {self._expected_frames} frames")
-        if self._expected_end_s is None or last_end is None or stream.time_base is None:
-            return
-        fps = self.info.fps or Fraction(25)
-        got = float(last_end * stream.time_base)
-        if got < self._expected_end_s - max(2 / float(fps), 0.2):
-            raise InputError(f"{where} (t={got:.3f}s) but the container says the video lasts "
-                             f"{self._expected_end_s:.3f}s")
+            if reached_end is None:
+                raise InputError(f"{where} but the container lists {self._expected_frames} frames")
+            log.warning("%s: %d of the %d frames listed were decodable; the others were dropped by the "
+                        "decoder", self.path, n, self._expected_frames)
 
     def close(self) -> None:
         self._decoded.close()

@@ -6,7 +6,6 @@ Used by the video tests and handy for end-to-end tests elsewhere: no sample file
 from __future__ import annotations
 
 from fractions import Fraction
-from pathlib import Path
 
 import av
 import numpy as np
@@ -31,19 +30,21 @@ def write_test_video(path, *, frames: int = 8, width: int = 64, height: int = 48
                      time_base: Fraction | None = None, audio: str | None = None,
                      subtitles: list[tuple[float, float, str]] | None = None, rotation: int = 0,
                      hflip: bool = False, options: dict | None = None,
-                     container_options: dict | None = None, images: list[np.ndarray] | None = None) -> list[np.ndarray]:
+                     container_options: dict | None = None, images: list[np.ndarray] | None = None,
+                     metadata: dict | None = None) -> list[np.ndarray]:
     """Write a small video; returns the RGB frames that went in.
 
     pts: explicit (variable-rate) timestamps in `time_base` units. audio: an encoder name
     ("aac", "pcm_s16le") for a mono 8 kHz tone as long as the video. subtitles:
     (start_s, end_s, text) cues, muxed as SubRip (Matroska) or mov_text (MP4) packets.
     rotation/hflip: display-matrix metadata (counter-clockwise degrees, as FFmpeg stores them).
-    images: frames to write instead of the test pattern.
+    images: frames to write instead of the test pattern. metadata: container tags (title...).
     """
     fps = Fraction(fps)
     tb = time_base or 1 / fps
     rgbs = images if images is not None else [pattern_frame(i, width, height) for i in range(frames)]
     out = av.open(str(path), "w", container_options=container_options or {})
+    out.metadata.update(metadata or {})
     v = out.add_stream(codec, rate=fps, options=options or {})
     v.width, v.height, v.pix_fmt = rgbs[0].shape[1], rgbs[0].shape[0], pix_fmt
     v.codec_context.time_base = tb
@@ -95,18 +96,21 @@ def _write_tone(out, stream, seconds: Fraction, rate: int = 8000) -> None:
 
 
 def write_yuv_video(path, y: np.ndarray, u: np.ndarray, v: np.ndarray, *, color_range: int,
-                    colorspace: int = 1, frames: int = 2, fps=Fraction(10)) -> None:
-    """Lossless FFV1 yuv420p video from exact planes with the given range/matrix tags.
+                    colorspace: int = 1, frames: int = 2, fps=Fraction(10), codec: str = "ffv1",
+                    pix_fmt: str = "yuv420p", options: dict | None = None) -> None:
+    """Lossless 4:2:0 video from exact planes with the given range/matrix tags.
 
     color_range: 1 = limited ("tv"), 2 = full ("pc"). colorspace: AVColorSpace (1 = BT.709).
+    codec/pix_fmt/options: e.g. "libx264", "yuvj420p", {"qp": "0"} for the legacy full-range
+    pixel format that JPEG-derived camera clips use.
     """
     h, w = y.shape
     out = av.open(str(path), "w")
-    s = out.add_stream("ffv1", rate=fps)
-    s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+    s = out.add_stream(codec, rate=fps, options=options or {})
+    s.width, s.height, s.pix_fmt = w, h, pix_fmt
     s.codec_context.color_range, s.codec_context.colorspace = color_range, colorspace
     for i in range(frames):
-        frame = av.VideoFrame(w, h, "yuv420p")
+        frame = av.VideoFrame(w, h, pix_fmt)
         for plane, data in zip(frame.planes, (y, u, v)):
             buf = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
             buf[: data.shape[0], : data.shape[1]] = data

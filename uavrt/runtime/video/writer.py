@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import tempfile
+import uuid
 from fractions import Fraction
 from pathlib import Path
 
@@ -28,12 +29,13 @@ import numpy as np
 from ...errors import ConfigError, InputError, OutputExistsError
 from ...fsutil import atomic_path
 from .color import rgb24_to_frame, tag_encoder
-from .encoders import FOLDER_CODECS, FILE_CODECS, check_frame_size, resolve_encoder
+from .encoders import FILE_CODECS, FOLDER_CODECS, check_frame_size, resolve_encoder
 from .images import PngEncoder
 from .passthrough import StreamCopier
 
 log = logging.getLogger(__name__)
 
+DEFAULT_CODEC = "libx264"
 _MOV_FAMILY = ("mp4", "mov", "ipod", "3gp", "3g2", "psp", "ismv")
 
 
@@ -59,7 +61,7 @@ def _check_rgb(rgb) -> np.ndarray:
 def _umask() -> int:
     """The process umask, read without changing it (os.umask() would race other threads)."""
     try:
-        m = re.search(r"^Umask:\s*([0-7]+)", Path("/proc/self/status").read_text(), re.M)
+        m = re.search(r"^Umask:\s*([0-7]+)", Path("/proc/self/status").read_text(), re.MULTILINE)
         if m:
             return int(m.group(1), 8)
     except OSError:
@@ -72,10 +74,11 @@ def is_folder_target(path) -> bool:
 
 
 class VideoWriter:
-    def __init__(self, path, *, fps, time_base=None, codec: str | None = None, crf: int | None = None,
+    def __init__(self, path, *, fps, time_base=None, codec: str | None = DEFAULT_CODEC, crf: int | None = None,
                  pix_fmt: str | None = None, overwrite: bool = False, copy_streams_from: str | None = None,
                  options: dict | None = None, sample_aspect_ratio=None):
-        """codec: None = 'libx264' for files ('png' for folders); see encoders.ENCODERS."""
+        """codec: one of encoders.ENCODERS for files. A folder target always gets PNG frames; it
+        accepts codec 'png', None or the default 'libx264' (so one CLI default serves both)."""
         self.fps = _fraction("fps", fps)
         self.time_base = _fraction("time_base", time_base) if time_base is not None else 1 / self.fps
         self._default_duration = max(1, round(1 / (self.fps * self.time_base)))
@@ -85,7 +88,7 @@ class VideoWriter:
         self._last_pts = None
         self._done = False
         if is_folder_target(path):
-            if codec not in (None, *FOLDER_CODECS):
+            if codec not in (None, DEFAULT_CODEC, *FOLDER_CODECS):
                 raise ConfigError("codec", codec, "None or 'png' for an output folder "
                                   f"(video files take {', '.join(FILE_CODECS)})")
             if crf is not None or pix_fmt not in (None, "rgb24") or options:
@@ -96,7 +99,7 @@ class VideoWriter:
                             path, copy_streams_from)
             self._sink = _PngFolderSink(path, overwrite)
         else:
-            choice = resolve_encoder(codec or "libx264", crf, pix_fmt, options)
+            choice = resolve_encoder(codec or DEFAULT_CODEC, crf, pix_fmt, options)
             self._sink = _ContainerSink(path, choice, self.fps, self.time_base, overwrite,
                                         copy_streams_from, sample_aspect_ratio)
         self.path = self._sink.target
@@ -249,7 +252,8 @@ class _ContainerSink:
             self._copier.close()
         self._out.close()
         self._out = None
-        self._atomic.__exit__(None, None, None)  # rename into place
+        atomic, self._atomic = self._atomic, None
+        atomic.__exit__(None, None, None)  # rename into place (on failure it removes the temp)
 
     def abort(self, exc: BaseException | None = None) -> None:
         if self._copier is not None:
@@ -296,9 +300,14 @@ class _PngFolderSink:
         self._check_target()
         t, old = self.target, None
         if t.exists() and (t.is_file() or any(t.iterdir())):  # overwrite: move the old one aside first
-            old = t.with_name(f".{t.name}.old.{os.getpid()}")
+            old = t.with_name(f".{t.name}.old.{uuid.uuid4().hex[:12]}")
             os.replace(t, old)
-        os.replace(self._tmp, t)
+        try:
+            os.replace(self._tmp, t)
+        except BaseException:
+            if old is not None:
+                os.replace(old, t)  # put the previous output back
+            raise
         if old is not None:
             shutil.rmtree(old) if old.is_dir() else old.unlink()
 

@@ -73,7 +73,7 @@ def _bound(ctx):
         _ok(drv.cuCtxPopCurrent(), "cuCtxPopCurrent")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _kernels(device_index: int) -> _DeviceKernels:
     """Compile (or read from the cache) the CUBIN for this device and load it, once per device."""
     drv = _driver()
