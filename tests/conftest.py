@@ -45,3 +45,15 @@ def golden_dir():
 def _threads():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cache_dir(tmp_path_factory):
+    """Demo weights and compiled kernels go to a per-session cache, not the user's home."""
+    old = os.environ.get("UAVRT_CACHE_DIR")
+    os.environ["UAVRT_CACHE_DIR"] = str(tmp_path_factory.mktemp("uavrt-cache"))
+    yield
+    if old is None:
+        os.environ.pop("UAVRT_CACHE_DIR", None)
+    else:
+        os.environ["UAVRT_CACHE_DIR"] = old

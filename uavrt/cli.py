@@ -115,19 +115,23 @@ class _Progress:
 
 
 def cmd_upscale(a):
+    from .fsutil import check_writable
     from .runtime.files import OutputConfig, list_inputs, upscale_file
+    from .runtime.video import is_folder_target
     cfg = run_config(a)
     inputs = list_inputs(a.input)
     if not inputs[0].exists():
         raise ConfigError("INPUT", str(a.input), "an existing video file, image folder or folder of videos")
     out = Path(a.output)
-    many = len(inputs) > 1
+    jobs = [(src, out / f"{src.stem}.mp4") for src in inputs] if len(inputs) > 1 else [(inputs[0], out)]
+    for _, dst in jobs:  # refuse before loading anything
+        if not is_folder_target(dst):
+            check_writable(dst, a.overwrite)
     up = build_upscaler(a, cfg)
     if up.info.get("demo"):
         print("uavrt: DEMO MODEL (tiny, random weights): the output shows the pipeline runs, it is not an upscale",
               file=sys.stderr)
-    for src in inputs:
-        dst = out / (src.stem + (Path(a.output).suffix if not many else ".mp4")) if many else out
+    for src, dst in jobs:
         prog = _Progress(not a.quiet)
         try:
             upscale_file(up, src, dst, OutputConfig(codec=a.codec, crf=a.crf, overwrite=a.overwrite, fps=a.fps), prog)

@@ -1,0 +1,73 @@
+"""The machine and software a result was measured on (every result line carries it)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import sys
+
+import torch
+
+PACKAGES = ("torch", "onnxruntime", "onnxruntime-gpu", "tensorrt", "numpy", "av", "transformers")
+
+
+def cpu_model() -> str:
+    """CPU model name from /proc/cpuinfo (Linux), else what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(name: str):
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def gpu_info(device) -> tuple:
+    """(name, None) for a CUDA device, or (None, why there is none)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None, f"device is {device.type}"
+    if not torch.cuda.is_available():
+        return None, "torch.cuda.is_available() is False"
+    return torch.cuda.get_device_name(device), None
+
+
+def environment(device="cpu") -> dict:
+    from .. import __version__
+    gpu, gpu_why = gpu_info(device)
+    try:
+        import psutil
+        physical = psutil.cpu_count(logical=False)
+        mem_gib = round(psutil.virtual_memory().total / 2**30, 1)
+    except Exception:
+        physical, mem_gib = None, None
+    env = {
+        "uavrt": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
+        "packages": {k: v for k in PACKAGES if (v := _version(k))},
+        "cpu_model": cpu_model(), "cpu_logical_cores": os.cpu_count(), "cpu_physical_cores": physical,
+        "torch_threads": torch.get_num_threads(), "host_memory_gib": mem_gib,
+        "gpu": gpu, "gpu_why": gpu_why,
+    }
+    if gpu is not None:
+        p = torch.cuda.get_device_properties(torch.device(device))
+        env.update(gpu_memory_gib=round(p.total_memory / 2**30, 1), gpu_capability=f"{p.major}.{p.minor}",
+                   cuda=torch.version.cuda)
+    return env
+
+
+def machine_name(env: dict) -> str:
+    """One line naming the machine, for result files."""
+    cores = f"{env['cpu_logical_cores']} logical cores"
+    if env.get("cpu_physical_cores"):
+        cores += f" ({env['cpu_physical_cores']} physical)"
+    gpu = env["gpu"] or "no GPU"
+    return f"{env['cpu_model']}, {cores}, {env['host_memory_gib']} GiB RAM, {gpu}"

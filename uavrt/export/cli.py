@@ -1,0 +1,55 @@
+"""`uavrt export`: weights -> ONNX graphs (fp32/fp16) -> optional TensorRT engines."""
+
+from __future__ import annotations
+
+from ..errors import ConfigError
+
+
+def _names(text: str) -> list:
+    return [x for x in text.replace(" ", "").split(",") if x]
+
+
+def run_export(a) -> int:
+    from ..config import RunConfig, SamplerConfig, TileConfig
+    from ..models.release import load_network
+    from .onnx_export import export_networks
+
+    networks, precisions = _names(a.networks), _names(a.precision)
+    if a.demo == bool(a.weights):
+        raise ConfigError("--weights", a.weights, "a weights folder, or --demo (exactly one of them)")
+    if a.trt:  # fail at once, before minutes of ONNX export, when TensorRT is missing
+        from .trt import require_tensorrt
+        require_tensorrt()
+        if "fp16" not in precisions:
+            raise ConfigError("--precision", a.precision, "a list including fp16 with --trt (engines are built "
+                              "from the fp16 graphs)")
+    if a.demo:
+        from ..models.demo import demo_weights_dir
+        weights = demo_weights_dir(with_raft="raft" in networks)
+    else:
+        weights = a.weights
+    models = {}
+    for name in networks:
+        print(f"loading {name} ...", flush=True)
+        loaded = load_network(weights, name)
+        models[name] = (loaded.module, loaded.weights_hash, loaded.config)
+    paths = export_networks(models, a.out, precisions=precisions, networks=networks, overwrite=a.overwrite,
+                            progress=lambda *msg: print(*msg, flush=True))
+    for p in paths:
+        print(f"wrote {p}")
+    if a.trt:
+        from .profiles import ProfilePlan
+        from .trt import build_engines
+        run = RunConfig(sampler=SamplerConfig(guidance_scale=1.0 if a.no_guidance else 6.0),
+                        tiles=TileConfig(size=a.tile))
+        overrides = {}
+        if a.max_size:
+            m = int(a.max_size)
+            overrides = dict(latent_max=(m, m), raft_max=(max(128, -(-m // 8) * 8),) * 2)
+        plan = ProfilePlan.from_run_config(run, **overrides)
+        for entry in build_engines(a.out, a.out, plan=plan, networks=networks, optimization_level=a.opt_level,
+                                   timing_cache=a.timing_cache, version_compatible=a.version_compatible,
+                                   hardware_compatible=a.hardware_compatible, workspace_gb=a.workspace_gb,
+                                   overwrite=a.overwrite, progress=print):
+            print(f"engine {entry}")
+    return 0
