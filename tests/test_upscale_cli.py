@@ -3,7 +3,6 @@
 from fractions import Fraction
 
 import av
-import numpy as np
 import pytest
 
 from uavrt.cli import main

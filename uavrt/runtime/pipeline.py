@@ -17,7 +17,7 @@ import torch
 
 from ..config import RunConfig
 from ..models import schedulers as sch
-from .plan import Span, Tile, clip_spans, clip_weights, plan_tiles, tile_spans, tile_weights
+from .plan import Span, clip_spans, clip_weights, plan_tiles, tile_spans, tile_weights
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from ..models.release import load_network, scheduler_configs
 from ..models.text import TextEncoder
 from . import pipeline as pl
 from .factory import BackendConfig, make_backend, make_runner
-from .plan import Tile, release_tiles
+from .plan import release_tiles
 from .stream import windowed
 
 MIN_FRAME, MAX_FRAME = 8, 4096  # low-res pixels per side

@@ -38,8 +38,12 @@ class Attention(nn.Module):
         self.to_v = nn.Linear(kv_dim, dim, bias=False)
         self.to_out = nn.ModuleList([nn.Linear(dim, dim)])
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        """x: [B*T, S, C] tokens of each frame; context: [B, L, Cx] text (None: self-attention)."""
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None, b: int, t: int) -> torch.Tensor:
+        """x: [B*T, S, C] tokens of each frame; context: [B, L, Cx] text (None: self-attention).
+
+        B and T are passed in rather than derived by division: `-1`/`//` on symbolic sizes make
+        the shape expressions explode when exporting with dynamic batch/frames.
+        """
         if context is None:
             q, k, v = self.to_q(x), self.to_k(x), self.to_v(x)
             out = F.scaled_dot_product_attention(_split_heads(q, self.heads), _split_heads(k, self.heads),
@@ -49,8 +53,7 @@ class Attention(nn.Module):
         # for every frame of a sample, so attending from all B*T*S tokens of a sample to one copy
         # is the same computation without T copies of the text projections.
         n, s, c = x.shape
-        b = context.shape[0]
-        q = self.to_q(x).reshape(b, -1, c)  # [B, T*S, C]
+        q = self.to_q(x).reshape(b, t * s, c)  # [B, T*S, C]
         k, v = self.to_k(context), self.to_v(context)  # [B, L, C]
         out = F.scaled_dot_product_attention(_split_heads(q, self.heads), _split_heads(k, self.heads),
                                              _split_heads(v, self.heads))

@@ -50,13 +50,13 @@ class TransformerBlock(nn.Module):
         self.ff = FeedForward(dim)
         self.norm3 = nn.LayerNorm(dim)
 
-    def forward(self, x: torch.Tensor, text: torch.Tensor, pos: TemporalPositions, n_frames: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, text: torch.Tensor, pos: TemporalPositions, b: int, t: int) -> torch.Tensor:
         # x: [B*T, S, C] tokens of each frame; text: [B, L, Cx]
-        x = self.attn1(self.norm1(x), text if self.only_cross_attention else None) + x
-        x = self.attn2(self.norm2(x), text) + x
-        bt, s, c = x.shape
-        x_t = self.norm_temporal(x).reshape(bt // n_frames, n_frames, s, c)  # LayerNorm is per token
-        x = self.attn_temporal(x_t, pos).reshape(bt, s, c) + x
+        x = self.attn1(self.norm1(x), text if self.only_cross_attention else None, b, t) + x
+        x = self.attn2(self.norm2(x), text, b, t) + x
+        _, s, c = x.shape
+        x_t = self.norm_temporal(x).reshape(b, t, s, c)  # LayerNorm is per token: any layout
+        x = self.attn_temporal(x_t, pos).reshape(b * t, s, c) + x
         return self.ff(self.norm3(x)) + x
 
 
@@ -87,6 +87,6 @@ class SpatialTransformer(nn.Module):
         tokens = self.norm(frames).permute(0, 2, 3, 1).reshape(b * t, h * w, c)
         tokens = self.proj_in(tokens)
         for block in self.transformer_blocks:
-            tokens = block(tokens, text, pos, t)
+            tokens = block(tokens, text, pos, b, t)
         tokens = self.proj_out(tokens)  # [B*T, H*W, C]
         return tokens.reshape(b, t, h, w, c).permute(0, 4, 1, 2, 3) + residual
