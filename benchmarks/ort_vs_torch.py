@@ -27,10 +27,10 @@ from pathlib import Path
 import torch
 
 SHAPES = {
-    "unet": dict(B=2, T=8, H=32, W=32, L=77),
-    "vae_3d": dict(B=1, T=3, H=32, W=32),
-    "vae_video": dict(B=1, T=3, H=32, W=32),
-    "raft": dict(N=1, H=128, W=128),
+    "unet": {"B": 2, "T": 8, "H": 32, "W": 32, "L": 77},
+    "vae_3d": {"B": 1, "T": 3, "H": 32, "W": 32},
+    "vae_video": {"B": 1, "T": 3, "H": 32, "W": 32},
+    "raft": {"N": 1, "H": 128, "W": 128},
 }
 CONFIG_FILES = {"unet": "unet_video", "vae_3d": "vae_3d", "vae_video": "vae_video", "raft": "raft_things"}
 
@@ -81,7 +81,6 @@ def bench_network(name: str, warmup: int, runs: int, threads: int | None) -> dic
     t_ort = timed(lambda: ort_runner(**inputs), warmup, runs)
     got = ort_runner(**inputs)
     rel = max(float((got[k] - ref[k]).abs().max() / ref[k].abs().max().clamp_min(1e-12)) for k in ref)
-    del ort_runner, torch_runner, module
     return {"network": name, "params": params, "inputs": shapes, "export_s": round(export_s, 1),
             "torch_ms": [round(1e3 * t, 2) for t in t_torch], "ort_ms": [round(1e3 * t, 2) for t in t_ort],
             "torch_median_ms": round(1e3 * statistics.median(t_torch), 2),
@@ -91,8 +90,8 @@ def bench_network(name: str, warmup: int, runs: int, threads: int | None) -> dic
 
 
 def markdown(results: list, env: dict) -> str:
-    lines = [f"ORT vs PyTorch, CPU fp32 - {env['cpu']} ({env['threads']} threads), torch {env['torch']}, "
-             f"onnxruntime {env['onnxruntime']}, median of {env['runs']} after {env['warmup']} warm-up",
+    lines = [(f"ORT vs PyTorch, CPU fp32 - {env['cpu']} ({env['threads']} threads), torch {env['torch']}, "
+              f"onnxruntime {env['onnxruntime']}, median of {env['runs']} after {env['warmup']} warm-up"),
              "", "| network | inputs | torch ms | ORT ms | torch/ORT | export s | max rel diff |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in results:

@@ -258,8 +258,17 @@ def build_parser():
     return p
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # so every `finally` removes its temporary output
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    import signal
+    import threading
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
     except UavrtError as e:
@@ -268,6 +277,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted; no partial output was kept", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def exported(toy, tmp_path_factory):
                            config={"channels": 32, "_note": "x"}) for p in ("fp32", "fp16")}
 
 
-@pytest.mark.parametrize("dims", [dict(B=2, T=3, H=8, W=12), dict(B=1, T=5, H=6, W=4)])
+@pytest.mark.parametrize("dims", [{"B": 2, "T": 3, "H": 8, "W": 12}, {"B": 1, "T": 5, "H": 6, "W": 4}])
 def test_fp32_graph_matches_torch_at_two_shapes(toy, exported, dims):
     x = TOY.sample_inputs(dims, seed=3)
     with torch.no_grad():
@@ -50,7 +50,7 @@ def test_fp32_graph_matches_torch_at_two_shapes(toy, exported, dims):
     assert (got - ref).abs().max() <= 1e-4 * ref.abs().max()
 
 
-@pytest.mark.parametrize("dims", [dict(B=2, T=3, H=8, W=12), dict(B=1, T=2, H=4, W=6)])
+@pytest.mark.parametrize("dims", [{"B": 2, "T": 3, "H": 8, "W": 12}, {"B": 1, "T": 2, "H": 4, "W": 6}])
 def test_fp16_graph_close_to_fp32_torch(toy, exported, dims):
     x = TOY.sample_inputs(dims, seed=4)
     with torch.no_grad():
@@ -136,7 +136,7 @@ def test_external_data_single_file_and_overwrite(toy, tmp_path):
     export_onnx(toy, TOY, path, external_data=True)
     assert data_path(path).is_file() and path.stat().st_size < 200_000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["toy.fp32.onnx", "toy.fp32.onnx.data"]
-    x = TOY.sample_inputs(dict(B=1, T=2, H=4, W=4))
+    x = TOY.sample_inputs({"B": 1, "T": 2, "H": 4, "W": 4})
     with torch.no_grad():
         ref = toy(**x)
     assert (run_ort(path, x)["out"] - ref).abs().max() <= 1e-4 * ref.abs().max()
@@ -194,3 +194,20 @@ def test_trt_check_names_unsupported_ops(tmp_path):
     reasons = [str(p) for p in check_trt_support(m)]
     assert any("mode 'cubic'" in r for r in reasons)
     assert any("dtype DOUBLE" in r for r in reasons)
+
+
+def test_integer_clip_becomes_max_min():
+    import numpy as np
+
+    from uavrt.export.onnx_graph import rewrite_integer_clip
+
+    i64 = TensorProto.INT64
+    m = _graph_with(helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="clip"),
+                    [helper.make_tensor_value_info("x", i64, [5])], [helper.make_tensor_value_info("y", i64, [5])],
+                    [helper.make_tensor("lo", i64, [], [2]), helper.make_tensor("hi", i64, [], [6])])
+    assert [p.op_type for p in check_trt_support(m)] == ["Clip"]
+    assert rewrite_integer_clip(m) == 1
+    assert [n.op_type for n in m.graph.node] == ["Max", "Min"] and check_trt_support(m) == []
+    x = np.array([-3, 2, 4, 6, 9], dtype=np.int64)
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert sess.run(None, {"x": x})[0].tolist() == [2, 2, 4, 6, 6]

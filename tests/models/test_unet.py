@@ -22,6 +22,16 @@ def _manifest(name):
     return {n: tuple(json.loads(s)) for n, s, _ in (r.split("\t") for r in rows)}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    # These networks are tiny: on a shared 2-core machine, OpenMP threads waiting for each other
+    # cost 10-30x the arithmetic. One thread is faster and does not disturb other tests.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def tiny_case():
     return load_cases(GOLDEN, only=["unet_16x16"])[0]
@@ -116,8 +126,9 @@ def test_config_rejects_unsupported_values(tiny_case):
 
 def test_fp16_runs_without_nan(tiny_model, tiny_case):
     """The release runs the U-Net in fp16: a small clip through the fp16 runner stays finite and
-    close to fp32 (relative to the output range: fp16 has ~3 decimal digits)."""
-    x = _inputs(b=2, t=3, h=8, w=8)
+    close to fp32 (relative to the output range: fp16 has ~3 decimal digits). 16x16 keeps the
+    deepest level at 2x2: GroupNorm over 1 pixel x 2 channels is ill-conditioned in any precision."""
+    x = _inputs(b=1, t=2, h=16, w=16)
     ref = TorchBackend(precision="fp32").from_module(UNET, tiny_model)(**x)["noise_pred"]
     model16 = UNetVideoModel.from_config(tiny_case.meta["config"])
     model16.load_state_dict(tiny_case.weights())

@@ -11,15 +11,15 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "export"))
-from toy_net import TOY, toy_net  # noqa: E402
+from toy_net import TOY, toy_net
 
-from uavrt.errors import BackendUnavailable, ConfigError, EngineMismatch, InputError  # noqa: E402
-from uavrt.export.metadata import weights_sha256  # noqa: E402
-from uavrt.export.onnx_export import export_onnx  # noqa: E402
-from uavrt.export.spec import NetworkSpec  # noqa: E402
+from uavrt.errors import BackendUnavailable, ConfigError, EngineMismatch, InputError
+from uavrt.export.metadata import weights_sha256
+from uavrt.export.onnx_export import export_onnx
+from uavrt.export.spec import NetworkSpec
 
 pytest.importorskip("onnxruntime")
-from uavrt.runtime.ort_backend import OrtBackend  # noqa: E402
+from uavrt.runtime.ort_backend import OrtBackend
 
 CONFIG = {"channels": 32, "heads": 2}
 
@@ -39,7 +39,7 @@ def test_runner_matches_torch_at_two_shapes(toy, graph):
     runner = OrtBackend().load(TOY, graph, expect={"weights_hash": weights_sha256(toy.state_dict()),
                                                    "config": CONFIG, "precision": "fp32"})
     assert runner.precision == "fp32" and runner.device == torch.device("cpu")
-    for dims in (dict(B=2, T=3, H=8, W=8), dict(B=1, T=4, H=6, W=10)):
+    for dims in ({"B": 2, "T": 3, "H": 8, "W": 8}, {"B": 1, "T": 4, "H": 6, "W": 10}):
         x = TOY.sample_inputs(dims, seed=7)
         with torch.no_grad():
             ref = toy(**x)
@@ -53,7 +53,7 @@ def test_runner_matches_torch_at_two_shapes(toy, graph):
 def test_from_module_fp16_runs_fp16_graph(toy):
     runner = OrtBackend(precision="fp16").from_module(TOY, toy)
     assert runner.precision == "fp16" and runner.in_dtypes["sample"] == torch.float16
-    x = TOY.sample_inputs(dict(B=1, T=2, H=4, W=6), seed=8)
+    x = TOY.sample_inputs({"B": 1, "T": 2, "H": 4, "W": 6}, seed=8)
     with torch.no_grad():
         ref = toy(**x)
     out = runner(**x)["out"]
@@ -96,7 +96,7 @@ def test_load_network_uses_engines_folder(toy, graph):
 
 def test_bad_inputs_are_rejected_at_the_boundary(graph):
     runner = OrtBackend().load(TOY, graph)
-    x = TOY.sample_inputs(dict(B=1, T=2, H=4, W=4))
+    x = TOY.sample_inputs({"B": 1, "T": 2, "H": 4, "W": 4})
     with pytest.raises(InputError, match="timestep"):
         runner(**{**x, "timestep": torch.tensor(1.5)})
     with pytest.raises(InputError, match="missing"):

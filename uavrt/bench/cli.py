@@ -174,7 +174,8 @@ def run_bench(a) -> int:
                 torch.cuda.empty_cache()
     finally:
         inputs.close()
-    results.sort(key=lambda r: (r.get("scenario_id", -1), backends.index(r["backend"])))
+    # scenario by scenario, backends in the order asked; unavailable backends last
+    results.sort(key=lambda r: (r.get("scenario_id", len(scenarios)), backends.index(r["backend"])))
     add_ratios(results, backends)
     table = markdown_table(results, machine_name(env), source.describe()["note"])
     if a.scaling:

@@ -56,6 +56,8 @@ def environment(device="cpu") -> dict:
         "cpu_model": cpu_model(), "cpu_logical_cores": os.cpu_count(), "cpu_physical_cores": physical,
         "torch_threads": torch.get_num_threads(), "host_memory_gib": mem_gib,
         "gpu": gpu, "gpu_why": gpu_why,
+        # other processes compete for the cores: a load above the core count inflates CPU timings
+        "load_avg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
     }
     if gpu is not None:
         p = torch.cuda.get_device_properties(torch.device(device))
@@ -71,3 +73,10 @@ def machine_name(env: dict) -> str:
         cores += f" ({env['cpu_physical_cores']} physical)"
     gpu = env["gpu"] or "no GPU"
     return f"{env['cpu_model']}, {cores}, {env['host_memory_gib']} GiB RAM, {gpu}"
+
+
+def machine_tag(env: dict) -> str:
+    """A short file-name tag for the machine, e.g. 'cpu-amd-epyc-2c' or 'nvidia-h100-80gb-hbm3'."""
+    import re
+    name = env["gpu"] or f"cpu-{env['cpu_model']}-{env['cpu_logical_cores']}c"
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")

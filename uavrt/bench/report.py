@@ -52,7 +52,7 @@ def markdown_table(results: list, machine: str, model_note: str) -> str:
     stages = [s for s in STAGES if any(s in r["stages"] for r in ok)]
     head = (["scenario", "backend", "wall s (min-max)", "vs first", "fps", "s/frame"]
             + [f"{s} ms" for s in stages]
-            + ["other %", "U-Net ms/step", "U-Net TFLOP/call", "TFLOP/s", "MFU", "prop GB/s", "peak RSS MB",
+            + ["other %", "U-Net ms/step", "U-Net GFLOP/call", "TFLOP/s", "MFU", "prop GB/s", "peak RSS MB",
                "peak GPU MB"])
     lines = [f"Machine: {machine}", f"Model: {model_note}", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -66,7 +66,7 @@ def markdown_table(results: list, machine: str, model_note: str) -> str:
         ups = r["per_unit"].get("unet_per_step", {}).get("median_s")
         flops = r["unet_flops_per_call"]
         cells += [f"{100 * r['unaccounted_s']['fraction']:.1f}", _ms(ups),
-                  _num(flops / 1e12 if flops else None, "{:.3f}"), _num(r["achieved_tflops"], "{:.3f}"),
+                  _num(flops / 1e9 if flops else None, "{:.4g}"), _num(r["achieved_tflops"], "{:.3g}"),
                   _num(r["mfu"], "{:.1%}"), _num(r.get("propagation_gbps"), "{:.2f}"),
                   f"{r['peak_host_mb']:.0f}", _num(r["peak_gpu_mb"], "{:.0f}")]
         lines.append("| " + " | ".join(cells) + " |")

@@ -19,16 +19,18 @@ What stays fp32, and why:
   (Norms applied functionally by the model, e.g. the VAE's `video_group_norm`, already compute
   their statistics in fp32 themselves; their parameters are kept fp32 here too.)
 - softmax (attention and RAFT's convex-upsampling mask): exp of fp16 logits overflows.
-- VAE: the up blocks, conv_norm_out and conv_out run fp32. This is diffusers' recipe for this
-  very VAE (the SD x4 upscaler's VAE config sets force_upcast; `upcast_vae` keeps only
-  post_quant_conv, conv_in and the mid block in fp16): the full-resolution decoder activations
-  exceed fp16's range. `activation_ranges` measures it for given weights and inputs.
+- VAE: only post_quant_conv, conv_in, the low-res condition encoder + SFT fusion (video VAE)
+  and the mid block run fp16; the up blocks, conv_norm_out and conv_out run fp32. This is
+  diffusers' recipe for this very VAE (the SD x4 upscaler's VAE config sets force_upcast;
+  `upcast_vae` keeps only post_quant_conv, conv_in and the mid block in fp16): the
+  full-resolution decoder activations exceed fp16's range. `activation_ranges` measures it for
+  given weights and inputs.
 - RAFT: the root module stays fp32 (coordinates, the correlation volume and its pyramid, the
   grid_sample lookups and flow upsampling: pixel coordinates up to 2048 need fp32's mantissa,
   and flows are summed over 20 iterations); only the feature/context encoders and the update
   block (all convolutions and the GRU) run fp16.
 - U-Net: everything else fp16, as the official inference runs it (time/position embeddings
-  are computed in fp32 inside the model and cast).
+  are computed in fp32 inside the model and cast; the rotary frequencies stay fp32).
 """
 
 from __future__ import annotations
@@ -56,11 +58,15 @@ class Fp16Policy:
                 "fp32_types": [t.__name__ for t in self.fp32_types], "fp32_onnx_ops": list(self.fp32_onnx_ops)}
 
 
-_VAE_FP32 = ("decoder.up_blocks", "decoder.conv_norm_out", "decoder.conv_out")
+# fp32 root with fp16 islands, so the decoder's tail (up blocks, norm, conv_out) stays fp32 end
+# to end instead of returning to fp16 between its modules
+_VAE_FP16 = ("post_quant_conv", "decoder.conv_in", "decoder.condition_in", "decoder.condition_fuse",
+             "decoder.mid_block")
 POLICIES = {
-    "unet": Fp16Policy(),
-    "vae_3d": Fp16Policy(fp32_modules=_VAE_FP32),
-    "vae_video": Fp16Policy(fp32_modules=_VAE_FP32),
+    # rotary frequencies: position maths, read by the attention layers (kept fp32 there)
+    "unet": Fp16Policy(fp32_modules=("temporal_rotary_emb",)),
+    "vae_3d": Fp16Policy(root_fp16=False, fp16_modules=_VAE_FP16),
+    "vae_video": Fp16Policy(root_fp16=False, fp16_modules=_VAE_FP16),
     "raft": Fp16Policy(root_fp16=False, fp16_modules=("fnet", "cnet", "update_block")),
 }
 
@@ -104,14 +110,20 @@ def _boundary_hooks(m: nn.Module, inner: torch.dtype, outer: torch.dtype) -> Non
     m.register_forward_hook(leave, with_kwargs=True)
 
 
+_CONTAINERS = (nn.ModuleList, nn.ModuleDict)  # never called: their children are called by the parent
+
+
 def to_mixed_fp16(model: nn.Module, policy: Fp16Policy) -> nn.Module:
     """A converted deep copy of `model` (eval mode); `model` itself is left untouched.
 
     The root's inputs must already be in the root dtype (the exporter's I/O hooks do that).
+    Casts sit on the modules that are actually called: a ModuleList/ModuleDict is skipped, the
+    boundary is between its children and the module that calls them.
     """
     model = copy.deepcopy(model).eval()
     dtypes = module_dtypes(model, policy)
-    for name, m in model.named_modules():
+    modules = dict(model.named_modules())
+    for name, m in modules.items():
         d = dtypes[name]
         for p in m.parameters(recurse=False):
             if p.is_floating_point():
@@ -119,10 +131,13 @@ def to_mixed_fp16(model: nn.Module, policy: Fp16Policy) -> nn.Module:
         for key, b in list(m._buffers.items()):
             if b is not None and b.is_floating_point():
                 m._buffers[key] = b.to(d)
-        if name:
-            parent = dtypes[name.rpartition(".")[0]]
-            if parent != d:
-                _boundary_hooks(m, d, parent)
+        if not name or isinstance(m, _CONTAINERS):
+            continue
+        caller = name.rpartition(".")[0]
+        while caller and isinstance(modules[caller], _CONTAINERS):
+            caller = caller.rpartition(".")[0]
+        if dtypes[caller] != d:
+            _boundary_hooks(m, d, dtypes[caller])
     return model
 
 

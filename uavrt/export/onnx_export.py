@@ -3,7 +3,8 @@
 Data path of one export:
   module --[fp16: to_mixed_fp16(policy)]--> torch.export.export(dynamic dims of the spec)
   --> torch.onnx.export(dynamo, opset 21) --> dims renamed to the spec's names
-  --> [fp16: Softmax computed in fp32] --> Polygraphy constant folding + cleanup
+  --> [fp16: Softmax computed in fp32] --> integer Clip as Max/Min (TensorRT)
+  --> Polygraphy constant folding + cleanup
   --> metadata_props --> checked (onnx.checker full_check) --> saved atomically.
 `torch.export.export` runs first on its own: if the model's code specialises a dynamic dim, it
 raises with the reason, where `torch.onnx.export` alone would silently fall back to a graph
@@ -15,8 +16,8 @@ Output files: `<out>/<network>.<precision>.onnx` (+ `.onnx.data` for graphs over
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -24,8 +25,15 @@ from ..errors import ConfigError, check_choice
 from ..fsutil import check_writable
 from . import fp16 as fp16_mod
 from .metadata import build_metadata, set_metadata, weights_sha256
-from .onnx_graph import (ExportError, check_io, data_path, fold_and_sanitize, rename_dims,
-                         save_graph)
+from .onnx_graph import (
+    ExportError,
+    check_io,
+    data_path,
+    fold_and_sanitize,
+    rename_dims,
+    rewrite_integer_clip,
+    save_graph,
+)
 from .spec import SPECS, NetworkSpec
 
 OPSET = 21
@@ -121,6 +129,7 @@ def to_onnx_model(module: torch.nn.Module, spec: NetworkSpec, *, precision: str 
     del program, ep
     if precision == "fp16":
         fp16_mod.cast_ops_to_fp32(model, policy.fp32_onnx_ops)
+    rewrite_integer_clip(model)  # TensorRT: Clip is float-only
     step("constant folding")
     model = fold_and_sanitize(model)
     check_io(model, spec, {d: dims[d] for d in spec.config_dims})

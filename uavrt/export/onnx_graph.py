@@ -77,6 +77,40 @@ def check_io(model, spec, dims: dict) -> None:
                 raise ExportError(f"{spec.name}.{t.name}: dims {got}, expected {list(t.dims)}")
 
 
+def rewrite_integer_clip(model) -> int:
+    """Integer Clip -> Max/Min, in place; returns the number rewritten.
+
+    TensorRT's Clip takes floating inputs only, while Max/Min take INT32/INT64, and
+    Clip(x, lo, hi) == Min(Max(x, lo), hi) exactly for integers. torch exports
+    `int_tensor.clamp(...)` (e.g. bucket indices computed from shapes) as an INT64 Clip.
+    """
+    from onnx import TensorProto, helper
+
+    g = model.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in list(g.input) + list(g.value_info) + list(g.output)}
+    types.update({t.name: t.data_type for t in g.initializer})
+    nodes, count = [], 0
+    for node in g.node:
+        if node.op_type != "Clip" or types.get(node.input[0]) not in (TensorProto.INT64, TensorProto.INT32):
+            nodes.append(node)
+            continue
+        x, y = node.input[0], node.output[0]
+        lo = node.input[1] if len(node.input) > 1 and node.input[1] else None
+        hi = node.input[2] if len(node.input) > 2 and node.input[2] else None
+        steps = [("Max", lo), ("Min", hi)]
+        steps = [(op, b) for op, b in steps if b]
+        if not steps:
+            nodes.append(helper.make_node("Identity", [x], [y], name=node.name))
+        for i, (op, bound) in enumerate(steps):
+            out = y if i == len(steps) - 1 else f"{y}__max"
+            nodes.append(helper.make_node(op, [x, bound], [out], name=f"{node.name}__{op.lower()}"))
+            x = out
+        count += 1
+    del g.node[:]
+    g.node.extend(nodes)
+    return count
+
+
 @contextlib.contextmanager
 def _quiet_polygraphy():
     from polygraphy.logger import G_LOGGER
@@ -120,6 +154,8 @@ def save_graph(model, path, *, overwrite: bool = False, external_data: bool | No
     data = data_path(path)
     if external_data is None:
         external_data = initializer_bytes(model) > EXTERNAL_DATA_THRESHOLD
+    if external_data:
+        check_writable(data, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial.", dir=path.parent))
     try:

@@ -186,9 +186,10 @@ UNET = NetworkSpec(
             i64("class_labels", "B")),
     outputs=(f32("noise_pred", "B", 4, "T", "H", "W"),),
     # B: [uncond, cond]; T: 8-frame clips; H, W: latent = low-res frame size (any size: the
-    # up path forces the skip size); L: 77 CLIP tokens.
-    ranges={"B": DimRange(1, 2, 4), "T": DimRange(1, 8, 16), "H": DimRange(8, 64, 512),
-            "W": DimRange(8, 64, 512), "L": DimRange(1, 77, 77)},
+    # up path forces the skip size; >= 9 so the 1/8 level is >= 2 px: an exported graph cannot
+    # cover both a 1-px and a wider level); L: 77 CLIP tokens.
+    ranges={"B": DimRange(1, 2, 4), "T": DimRange(1, 8, 16), "H": DimRange(9, 64, 512),
+            "W": DimRange(9, 64, 512), "L": DimRange(1, 77, 77)},
     example={"B": 2, "T": 3, "H": 16, "W": 24, "L": 5},
     config_dims={"C": "cross_attention_dim"},
 )

@@ -93,7 +93,7 @@ def _const_values(g: _Graph, name: str):
         return None
     try:
         return numpy_helper.to_array(t).reshape(-1).tolist()
-    except Exception:  # external data not loaded: constant, but value unknown here
+    except (OSError, ValueError):  # external data not loaded: constant, but value unknown here
         return []
 
 

@@ -50,7 +50,7 @@ class MidBlock(nn.Module):
     def __init__(self, channels: int, temb_channels: int, *, eps: float, groups: int, heads: int,
                  context_dim: int, rotary: RotaryEmbedding, output_scale_factor: float = 1.0):
         super().__init__()
-        kw = dict(eps=eps, groups=groups, output_scale_factor=output_scale_factor)
+        kw = {"eps": eps, "groups": groups, "output_scale_factor": output_scale_factor}
         self.resnets = nn.ModuleList([ResnetBlock(channels, channels, temb_channels, **kw),
                                       ResnetBlock(channels, channels, temb_channels, **kw)])
         # the reference does not pass only_cross_attention here: the mid block self-attends

@@ -72,7 +72,7 @@ class UNetConfig:
         return 4 * self.block_out_channels[0]
 
     @classmethod
-    def from_dict(cls, config: dict) -> "UNetConfig":
+    def from_dict(cls, config: dict) -> UNetConfig:
         """Parse the release JSON dict (keys starting with '_' are metadata and ignored)."""
         known = {f.name for f in fields(cls)} | {"temporal_module_config"}
         kw = {}
@@ -118,11 +118,17 @@ class UNetConfig:
                 raise ConfigError("block_out_channels", self.block_out_channels,
                                   f"multiples of norm_num_groups={self.norm_num_groups} and of 32 "
                                   "(temporal GroupNorms use 32 groups)")
-        for c, heads, t in zip(self.block_out_channels, self.attention_head_dim, self.down_block_types):
-            if c % heads or (c // heads < 32 and (t.startswith("CrossAttn") or c is self.block_out_channels[-1])):
+        # (channels, heads) of every stage with transformers: cross-attn down block i, the up
+        # block mirroring it, and the mid block (last width, last head count)
+        n_last = n - 1
+        stages = [i for i in range(n) if self.down_block_types[i].startswith("CrossAttn")
+                  or self.up_block_types[n_last - i].startswith("CrossAttn")] + [n_last]
+        for i in stages:
+            c, heads = self.block_out_channels[i], self.attention_head_dim[i]
+            if heads < 1 or c % heads or c // heads < 32:
                 raise ConfigError("attention_head_dim", self.attention_head_dim,
-                                  "head counts dividing each block's channels into heads of >= 32 features "
-                                  "(the temporal rotary embedding covers 32 features of every head)")
+                                  f"head counts splitting block {i}'s {c} channels into heads of >= 32 "
+                                  "features (the temporal rotary embedding rotates 32 features per head)")
         for key in ("down_temporal_idx", "up_temporal_idx"):
             for i in getattr(self, key):
                 if not 0 <= i < n:

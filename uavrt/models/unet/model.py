@@ -17,7 +17,12 @@ from torch import nn
 from ...errors import InputError
 from .blocks import DownBlock, MidBlock, NoTemporalModule, TemporalModule, UpBlock
 from .config import UNetConfig
-from .embeddings import RotaryEmbedding, TimestepEmbedding, sinusoidal_embedding, temporal_positions
+from .embeddings import (
+    RotaryEmbedding,
+    TimestepEmbedding,
+    sinusoidal_embedding,
+    temporal_positions,
+)
 from .resnet import FrameConv2d
 
 
@@ -29,7 +34,7 @@ class UNetVideoModel(nn.Module):
         ch = cfg.block_out_channels
         temb = cfg.time_embed_dim
         n = len(ch)
-        norm = dict(eps=cfg.norm_eps, groups=cfg.norm_num_groups)
+        norm = {"eps": cfg.norm_eps, "groups": cfg.norm_num_groups}
 
         self.conv_in = FrameConv2d(cfg.in_channels, ch[0], 3, padding=1)
         self.time_embedding = TimestepEmbedding(ch[0], temb)
@@ -72,7 +77,7 @@ class UNetVideoModel(nn.Module):
         self.conv_out = FrameConv2d(ch[0], cfg.out_channels, 3, padding=1)
 
     @classmethod
-    def from_config(cls, config: dict) -> "UNetVideoModel":
+    def from_config(cls, config: dict) -> UNetVideoModel:
         """Build from the release's JSON config dict (`configs/unet_video_config.json` keys)."""
         return cls(UNetConfig.from_dict(config))
 
@@ -93,7 +98,7 @@ class UNetVideoModel(nn.Module):
         encoder_hidden_states [B,L,C], class_labels [B] int64 -> noise_pred [B,4,T,H,W]."""
         if not torch.compiler.is_compiling():
             self._check_inputs(sample, low_res, encoder_hidden_states, class_labels)
-        b, _, t, h, w = sample.shape
+        b, _, t = sample.shape[:3]
         dtype = self.conv_in.weight.dtype
         x = torch.cat([sample, low_res], dim=1).to(dtype)  # [B, 7, T, H, W]
         text = encoder_hidden_states.to(dtype)
