@@ -9,6 +9,7 @@ Warm-up runs (first call, lazy exports/compilation, allocator growth) are exclud
 from __future__ import annotations
 
 import gc
+import os
 import statistics
 import tempfile
 import time
@@ -138,12 +139,15 @@ def measure(upscaler, scenario: Scenario, *, backend: str, inputs: InputVideos, 
     for _ in range(warmup):
         clock.reset()
         run_once(up, scenario, clock, source)
-    walls, per_rep = [], []
+    walls, cpus, per_rep = [], [], []
     gc.collect()
+    load_before = _load()
     with PeakMemory(device, torch_allocator=(backend == "torch")) as mem:
         for _ in range(reps):
             clock.reset()
+            cpu0 = time.process_time()
             walls.append(run_once(up, scenario, clock, source))
+            cpus.append(time.process_time() - cpu0)
             per_rep.append((dict(clock.seconds), dict(clock.calls)))
     unet_shapes, prop_shapes = list(clock.unet_shapes), list(clock.prop_shapes)  # same in every run
 
@@ -163,10 +167,18 @@ def measure(upscaler, scenario: Scenario, *, backend: str, inputs: InputVideos, 
                           "fraction": (wall["median_s"] - covered) / wall["median_s"]},
         "fps": scenario.frames / wall["median_s"], "s_per_frame": wall["median_s"] / scenario.frames,
         **mem.result(),
+        # CPU seconds of this process (all threads) per wall second: well below the thread count
+        # while the load average exceeds the cores means other processes took the CPU
+        "process_cpu_s": stats(cpus), "cpu_per_wall": statistics.median(c / w for c, w in zip(cpus, walls)),
+        "host_load_1m": {"before": load_before, "after": _load()},
     }
     result["per_unit"] = _per_unit(stages, scenario, per_rep)
     result.update(_efficiency(stages, unet_shapes, prop_shapes, unet_flops, device, scenario.precision, peak_tflops))
     return result
+
+
+def _load():
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
 
 
 def _per_unit(stages: dict, scenario: Scenario, per_rep) -> dict:

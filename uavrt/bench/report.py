@@ -10,7 +10,7 @@ from .clock import STAGES
 # Keys every successful result line has (values may be null with a *_why reason).
 SCHEMA = ("backend", "status", "scenario", "env", "model", "wall_s", "stages", "fps", "s_per_frame",
           "peak_host_mb", "peak_gpu_mb", "unet_flops_per_call", "achieved_tflops", "mfu", "load_s",
-          "unaccounted_s", "vs_first")
+          "unaccounted_s", "vs_first", "cpu_per_wall", "host_load_1m", "process_cpu_s")
 NULL_REASONS = {"peak_gpu_mb": "peak_gpu_why", "mfu": "mfu_why", "propagation_gbps": "propagation_why"}
 STAT_KEYS = ("median_s", "min_s", "max_s")
 
@@ -52,7 +52,7 @@ def markdown_table(results: list, machine: str, model_note: str) -> str:
     stages = [s for s in STAGES if any(s in r["stages"] for r in ok)]
     head = (["scenario", "backend", "wall s (min-max)", "vs first", "fps", "s/frame"]
             + [f"{s} ms" for s in stages]
-            + ["other %", "U-Net ms/step", "U-Net GFLOP/call", "TFLOP/s", "MFU", "prop GB/s", "peak RSS MB",
+            + ["other %", "CPU/wall", "load", "U-Net ms/step", "U-Net GFLOP/call", "TFLOP/s", "MFU", "prop GB/s", "peak RSS MB",
                "peak GPU MB"])
     lines = [f"Machine: {machine}", f"Model: {model_note}", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -65,7 +65,9 @@ def markdown_table(results: list, machine: str, model_note: str) -> str:
         cells += [_ms(r["stages"][s]["median_s"]) if s in r["stages"] else "-" for s in stages]
         ups = r["per_unit"].get("unet_per_step", {}).get("median_s")
         flops = r["unet_flops_per_call"]
-        cells += [f"{100 * r['unaccounted_s']['fraction']:.1f}", _ms(ups),
+        load = r["host_load_1m"]
+        cells += [f"{100 * r['unaccounted_s']['fraction']:.1f}", f"{r['cpu_per_wall']:.2f}",
+                  f"{_num(load['before'], '{:.1f}')}/{_num(load['after'], '{:.1f}')}", _ms(ups),
                   _num(flops / 1e9 if flops else None, "{:.4g}"), _num(r["achieved_tflops"], "{:.3g}"),
                   _num(r["mfu"], "{:.1%}"), _num(r.get("propagation_gbps"), "{:.2f}"),
                   f"{r['peak_host_mb']:.0f}", _num(r["peak_gpu_mb"], "{:.0f}")]
@@ -75,7 +77,10 @@ def markdown_table(results: list, machine: str, model_note: str) -> str:
     if notes:
         lines += [""] + [f"- {n}" for n in notes]
     lines += ["", "Times are medians over the measured runs (warm-up excluded); stage columns are per run; "
-                  "'other' is the wall time no stage covers."]
+                  "'other' is the wall time no stage covers; 'U-Net ms/step' is per denoising step over the "
+                  "whole video (all windows and clips); 'CPU/wall' is this process's CPU seconds per wall second "
+                  "and 'load' the 1-minute load average before/after: a load above the core count means other "
+                  "processes competed for the CPU."]
     return "\n".join(lines)
 
 
