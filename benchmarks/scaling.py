@@ -8,6 +8,7 @@ pixels at least linearly. Writes benchmarks/results/scaling_<machine>.{jsonl,md,
 fit summary (.scaling.json). Any `uavrt bench` flag can be appended to override, e.g.
 
     python benchmarks/scaling.py --random-weights --device cuda --precision fp16 --size 64x64 --steps 30
+    python benchmarks/scaling.py --summarize benchmarks/results/scaling_<machine>.jsonl  # tables only
 """
 
 from __future__ import annotations
@@ -23,11 +24,30 @@ DEFAULTS = ["--scaling", "--size", "16x16", "--frames", "16", "--steps", "1", "-
             "--scaling-sizes", "16x16,32x32,64x64", "--reps", "2", "--warmup", "1"]
 
 
+def summarize_file(jsonl: Path) -> int:
+    """Rebuild the Markdown and the fit summary from an existing results file (no runs)."""
+    import json
+    from uavrt.bench.env import machine_name
+    from uavrt.bench.report import markdown_table
+    from uavrt.bench.scaling import scaling_markdown, summarize
+    results = [json.loads(x) for x in jsonl.read_text().splitlines() if x.strip()]
+    ok = [r for r in results if r.get("status") == "ok"]
+    summary = summarize(results)
+    md = markdown_table(results, machine_name(ok[0]["env"]), ok[0]["model"]["note"])
+    md += "\n\nScaling (least-squares fits):\n\n" + scaling_markdown(summary)
+    jsonl.with_suffix(".md").write_text(md + "\n")
+    jsonl.with_suffix(".scaling.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(md)
+    return 0
+
+
 def main(argv=None) -> int:
     import argparse
     from uavrt.bench.cli import add_bench_args, run_bench
     from uavrt.bench.env import environment, machine_tag
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--summarize"]:
+        return summarize_file(Path(argv[1]))
     if not any(x in argv for x in ("--demo", "--weights", "--random-weights")):
         argv.append("--demo")
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -83,9 +83,10 @@ def test_linear_fit_and_summary():
     assert f["slope"] == pytest.approx(0.125) and f["intercept"] == pytest.approx(0.5) and f["r2"] == pytest.approx(1)
     rows = [{"status": "ok", "sweep": "frames", "backend": "torch", "precision": "fp32", "peak_gpu_mb": None,
              "scenario": {"frames": n, "height": 8, "width": 8}, "wall_s": {"median_s": 0.1 * n},
-             "peak_host_mb": m} for n, m in ((10, 500.0), (40, 550.0))]
+             "process_cpu_s": {"median_s": 0.2 * n}, "peak_host_mb": m} for n, m in ((10, 500.0), (40, 550.0))]
     s = summarize(rows)["torch fp32 / frames"]
     assert s["fit_wall_s"]["slope"] == pytest.approx(0.1) and s["peak_host_mb_ratio"] == pytest.approx(1.1)
+    assert s["fit_cpu_s"]["slope"] == pytest.approx(0.2)
 
 
 def test_peak_memory_sees_an_allocation():

@@ -16,7 +16,7 @@ import argparse
 import gc
 import sys
 
-from ..errors import BackendUnavailable, ConfigError
+from ..errors import BackendUnavailable, ConfigError, UavrtError
 
 
 def _list(text: str) -> list:
@@ -137,8 +137,14 @@ def run_backend(a, backend: str, scenarios: list, source, env: dict, inputs) -> 
         flops = None if a.no_flops else UNetFlops(network_config(up.info["weights"], "unet"))
         for index, sweep, s in group:
             _log(a, f"{backend} {precision}: {s.label()} ({a.warmup} warm-up + {a.reps} runs)")
-            r = measure(up, s, backend=backend, inputs=inputs, reps=a.reps, warmup=a.warmup, unet_flops=flops,
-                        peak_tflops=a.peak_tflops)
+            try:
+                r = measure(up, s, backend=backend, inputs=inputs, reps=a.reps, warmup=a.warmup, unet_flops=flops,
+                            peak_tflops=a.peak_tflops)
+            except UavrtError as e:  # e.g. an engine built for other shapes: report it, go on
+                _log(a, f"FAILED {backend} {s.label()}: {e}")
+                results.append({"backend": backend, "status": "error", "error": str(e), "precision": precision,
+                                "scenario": s.to_json(), "label": s.label(), "env": env, "model": source.describe()})
+                continue
             r.update(env=env, model=dict(source.describe(), weights_dir=up.info["weights"]), load_s=load_s,
                      vs_first=None, scenario_id=index)
             if sweep:
@@ -181,7 +187,7 @@ def run_bench(a) -> int:
     if a.scaling:
         from .scaling import scaling_markdown, summarize
         summary = summarize(results)
-        table += "\n\nScaling (least-squares fit of wall time):\n\n" + scaling_markdown(summary)
+        table += "\n\nScaling (least-squares fits):\n\n" + scaling_markdown(summary)
     print(table)
     if a.json:
         write_jsonl(results, a.json)

@@ -73,7 +73,8 @@ def markdown_table(results: list, machine: str, model_note: str) -> str:
                   f"{r['peak_host_mb']:.0f}", _num(r["peak_gpu_mb"], "{:.0f}")]
         lines.append("| " + " | ".join(cells) + " |")
     notes = sorted({f"{k}: {r[v]}" for r in ok for k, v in NULL_REASONS.items() if r.get(k) is None and r.get(v)})
-    notes += [f"{r['backend']}: {r['error']}" for r in results if r.get("status") != "ok"]
+    notes += [f"{r['backend']} {r.get('label', '')}: {r['status']}: {r['error']}".replace("  ", " ")
+              for r in results if r.get("status") != "ok"]
     if notes:
         lines += [""] + [f"- {n}" for n in notes]
     lines += ["", "Times are medians over the measured runs (warm-up excluded); stage columns are per run; "

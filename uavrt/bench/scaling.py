@@ -46,10 +46,14 @@ def summarize(results: list) -> dict:
         xs = [r["scenario"]["frames"] if sweep == "frames" else r["scenario"]["height"] * r["scenario"]["width"]
               for r in rs]
         ys = [r["wall_s"]["median_s"] for r in rs]
+        cpu = [r["process_cpu_s"]["median_s"] for r in rs]
         mem = [r["peak_host_mb"] for r in rs]
         summary[key] = {
             "x": "frames" if sweep == "frames" else "low-res pixels", "points": list(zip(xs, ys, mem)),
             "fit_wall_s": linear_fit(xs, ys) if len(xs) > 1 else None,
+            # CPU seconds hardly change when other processes take the cores: the robust fit on a
+            # shared machine (wall time then says more about the neighbours than about uavrt)
+            "cpu_s": cpu, "fit_cpu_s": linear_fit(xs, cpu) if len(xs) > 1 else None,
             "peak_host_mb_ratio": max(mem) / min(mem),
             "peak_gpu_mb_ratio": (max(g) / min(g)) if all(g := [r["peak_gpu_mb"] for r in rs]) else None,
         }
@@ -57,11 +61,13 @@ def summarize(results: list) -> dict:
 
 
 def scaling_markdown(summary: dict) -> str:
-    lines = ["| sweep | x | points (x: wall s, RSS MB) | fit: s per unit x | intercept s | R^2 | RSS max/min |",
-             "|---|---|---|---|---|---|---|"]
+    nan = {"slope": float("nan"), "intercept": float("nan"), "r2": float("nan")}
+    lines = ["| sweep | x | points (x: wall s, CPU s, RSS MB) | wall: s per x, R^2 | CPU: s per x, intercept, R^2 "
+             "| RSS max/min |", "|---|---|---|---|---|---|"]
     for key, s in summary.items():
-        pts = "; ".join(f"{x}: {y:.2f} s, {m:.0f} MB" for x, y, m in s["points"])
-        f = s["fit_wall_s"] or {"slope": float("nan"), "intercept": float("nan"), "r2": float("nan")}
-        lines.append(f"| {key} | {s['x']} | {pts} | {f['slope']:.4g} | {f['intercept']:.3g} | {f['r2']:.4f} | "
-                     f"{s['peak_host_mb_ratio']:.3f} |")
+        pts = "; ".join(f"{x}: {y:.2f} s, {c:.2f} s, {m:.0f} MB"
+                        for (x, y, m), c in zip(s["points"], s.get("cpu_s", [float("nan")] * len(s["points"]))))
+        f, g = s["fit_wall_s"] or nan, s.get("fit_cpu_s") or nan
+        lines.append(f"| {key} | {s['x']} | {pts} | {f['slope']:.4g}, {f['r2']:.4f} | "
+                     f"{g['slope']:.4g}, {g['intercept']:.3g}, {g['r2']:.4f} | {s['peak_host_mb_ratio']:.3f} |")
     return "\n".join(lines)

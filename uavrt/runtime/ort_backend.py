@@ -120,6 +120,7 @@ class OrtBackend(Backend):
         ort = require_onnxruntime()
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3  # errors only: optimiser notes would drown the progress output
         if self.threads:
             opts.intra_op_num_threads = self.threads
         return ort.InferenceSession(str(path), sess_options=opts, providers=self.providers)
