@@ -19,9 +19,9 @@ setup(
     # requirement would pull a multi-GB CUDA build.
     install_requires=["torch>=2.4", "numpy>=1.24", "safetensors>=0.4", "av>=14", "transformers>=4.40", "tqdm"],
     extras_require={
-        "onnx": ["onnx>=1.17", "onnxscript>=0.2", "onnxruntime>=1.20", "polygraphy>=0.49"],
+        "onnx": ["onnx>=1.17", "onnxscript>=0.2", "onnxruntime>=1.20", "polygraphy>=0.49", "onnx-graphsurgeon>=0.5"],
         # same module as onnxruntime: install one or the other
-        "onnx-gpu": ["onnx>=1.17", "onnxscript>=0.2", "onnxruntime-gpu>=1.20", "polygraphy>=0.49"],
+        "onnx-gpu": ["onnx>=1.17", "onnxscript>=0.2", "onnxruntime-gpu>=1.20", "polygraphy>=0.49", "onnx-graphsurgeon>=0.5"],
         "kernels": ["cuda-bindings>=13,<14", "nvidia-cuda-nvrtc>=13,<14", "nvidia-cuda-runtime>=13,<14",
                     "cuda-pathfinder>=1.2"],
         "trt": ["tensorrt>=11", "polygraphy>=0.49"],
