@@ -4,7 +4,9 @@ Defaults are sized for a small CPU (demo model, 1 step, 16x16 frames) and chosen
 sweep is exact window multiples: with --window 16 --window-overlap 2 the lengths 16, 30, 58, 114
 are 1, 2, 4, 8 windows, so "linear in frames" is tested without the partial-window step.
 Expected: time linear in frames (R^2 near 1) and flat peak RSS (ratio near 1); time grows with
-pixels at least linearly. Writes benchmarks/results/scaling_<machine>.{jsonl,md,png} and the
+pixels at least linearly. One torch thread by default: on a shared machine a multi-threaded run
+waits for its descheduled peer threads (and spins while waiting, inflating even CPU time), which
+buries the scaling under the neighbours' load. Writes benchmarks/results/scaling_<machine>.{jsonl,md,png} and the
 fit summary (.scaling.json). Any `uavrt bench` flag can be appended to override, e.g.
 
     python benchmarks/scaling.py --random-weights --device cuda --precision fp16 --size 64x64 --steps 30
@@ -21,7 +23,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 DEFAULTS = ["--scaling", "--size", "16x16", "--frames", "16", "--steps", "1", "--guidance", "1",
             "--window", "16", "--window-overlap", "2", "--scaling-frames", "16,30,58,114",
-            "--scaling-sizes", "16x16,32x32,64x64", "--reps", "2", "--warmup", "1"]
+            "--scaling-sizes", "16x16,32x32,64x64", "--reps", "2", "--warmup", "1", "--threads", "1"]
 
 
 def summarize_file(jsonl: Path) -> int:

@@ -56,7 +56,7 @@ def test_clock_counts_time_of_failing_calls():
 
 def test_scenarios():
     assert default_propagation_steps(30) == (24, 26, 28)
-    assert default_propagation_steps(2) == (0,)
+    assert default_propagation_steps(2) == (0,) and default_propagation_steps(1) == (0,)
     assert parse_size("64x48") == (48, 64) and parse_size("40") == (40, 40)
     with pytest.raises(ConfigError, match="size"):
         parse_size("big")

@@ -61,6 +61,7 @@ def add_bench_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("measurement")
     g.add_argument("--reps", type=int, default=3, help="measured runs per scenario (median, min, max)")
     g.add_argument("--warmup", type=int, default=1, help="runs excluded before measuring")
+    g.add_argument("--threads", type=int, help="torch CPU threads (1: steady timings on a shared machine)")
     g.add_argument("--peak-tflops", type=float, help="device peak for MFU (default: GPU table; none on CPU)")
     g.add_argument("--no-flops", action="store_true", help="skip the U-Net FLOP count")
     g.add_argument("--scaling", action="store_true", help="scaling run: time/memory vs length and vs resolution")
@@ -169,6 +170,9 @@ def run_bench(a) -> int:
     if a.reps < 1 or a.warmup < 0:
         raise ConfigError("--reps/--warmup", (a.reps, a.warmup), "reps >= 1 and warmup >= 0")
     scenarios = scenarios_from_args(a)
+    if a.threads:
+        import torch
+        torch.set_num_threads(a.threads)  # recorded in env["torch_threads"]
     env = environment(a.device)
     inputs = InputVideos()
     results = []

@@ -14,8 +14,8 @@ RAFT_MIN_SIDE = 121  # RAFT runs at the size rounded up to a multiple of 8 and n
 
 def default_propagation_steps(steps: int) -> tuple:
     """The release's recommendation scaled to `steps`: 30 steps -> (24, 26, 28), i.e. every
-    other step among the last six; short runs keep what exists (2 steps -> (0,))."""
-    return tuple(s for s in (steps - 6, steps - 4, steps - 2) if s >= 0)
+    other step among the last six; short runs keep what exists (2 steps -> (0,), 1 step -> (0,))."""
+    return tuple(s for s in (steps - 6, steps - 4, steps - 2) if s >= 0) or (steps - 1,)
 
 
 @dataclass(frozen=True)
