@@ -9,7 +9,7 @@ Sensitivity: a leak only shows when it exceeds 15% of the short run's peak; the 
 that margin in MB and per extra frame, next to the size of one output frame, so a passing ratio
 is read for what it proves.
 
-    python benchmarks/memory_scaling.py [--frames 100,400] [--size 16x16] [--steps 1] [--out benchmarks/results]
+    python benchmarks/memory_scaling.py [--frames 100,400] [--size 32x32] [--steps 2] [--out benchmarks/results]
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ LIMIT = 1.15
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--frames", default="100,400", help="two lengths: short,long")
-    p.add_argument("--size", default="16x16", help="input WxH (low-res); the output is 4x")
-    p.add_argument("--steps", type=int, default=1)
-    p.add_argument("--guidance", default="1", help="1 = no guidance (batch 1, faster); 6 = release")
+    p.add_argument("--size", default="32x32", help="input WxH (low-res); the output is 4x")
+    p.add_argument("--steps", type=int, default=2)
+    p.add_argument("--guidance", default="6", help="6 = release (U-Net batch 2); 1 = no guidance, faster")
     p.add_argument("--extra", default="", help="more `uavrt upscale` flags, e.g. '--window 16'")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="results folder")
     p.add_argument("--poll-s", type=float, default=0.02)

@@ -32,4 +32,4 @@ def test_random_release_weights(tmp_path):
     r = json.loads(out.read_text().splitlines()[0])
     assert r["model"]["source"] == "random-weights" and "not an upscale" in r["model"]["note"]
     assert r["unet_flops_per_call"] == UNetFlops(packaged_config("unet_video")).per_call(1, 2, 16, 16)
-    assert r["unet_flops_per_call"] > 1e11
+    assert r["unet_flops_per_call"] > 5e10  # ~1/32 of the 1.77 TFLOP at batch 2, 8 frames, 32x32
