@@ -57,7 +57,7 @@ def timed(fn, warmup: int, runs: int) -> list:
 
 
 def bench_network(name: str, warmup: int, runs: int, threads: int | None) -> dict:
-    from uavrt.export.spec import SPECS
+    from uavrt.spec import SPECS
     from uavrt.models.release import build_network, packaged_config
     from uavrt.runtime.ort_backend import OrtBackend
     from uavrt.runtime.torch_backend import TorchBackend

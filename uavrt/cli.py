@@ -73,7 +73,7 @@ def run_config(a):
 
 
 def backend_config(a):
-    from .runtime.factory import BackendConfig
+    from .config import BackendConfig
     return BackendConfig(backend=a.backend, device=a.device, precision=a.dtype, engines=a.engines)
 
 
@@ -143,7 +143,8 @@ def cmd_upscale(a):
 
 def cmd_golden(a):
     from .golden import Context, run_golden
-    from .runtime.factory import BackendConfig, make_backend
+    from .config import BackendConfig
+    from .runtime.factory import make_backend
     ctx = Context(backend=make_backend(BackendConfig(backend=a.backend, device=a.device)), propagator=a.propagator)
     results = run_golden(a.dir, ctx, only=_str_list(a.only) if a.only else None, echo=print)
     by_case: dict = {}

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from .errors import ConfigError, check_choice, check_range
 
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
 MAX_NOISE_LEVEL = 350  # the x4 upscaler was trained with noise augmentation up to 350
 
 
@@ -129,3 +130,19 @@ class RunConfig:
     tiles: TileConfig = field(default_factory=TileConfig)
     window: WindowConfig = field(default_factory=WindowConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """Which runtime runs the networks, where, at which precision."""
+
+    backend: str = "torch"
+    device: str = "cpu"
+    precision: str = "fp32"  # fp16: U-Net (and text encoder) in fp16 as the release; VAE/RAFT stay fp32
+    engines: str | None = None  # folder of exported ONNX graphs / TensorRT plans
+
+    def __post_init__(self):
+        check_choice("backend", self.backend, BACKENDS)
+        check_choice("precision", self.precision, ("fp32", "fp16"))
+        if self.backend == "tensorrt" and not self.engines:
+            raise ConfigError("engines", self.engines, "a folder of TensorRT engines (uavrt export --trt)")

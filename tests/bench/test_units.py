@@ -10,7 +10,7 @@ from uavrt.bench.memory import PeakMemory
 from uavrt.bench.scaling import linear_fit, scaling_scenarios, summarize
 from uavrt.bench.scenario import Scenario, default_propagation_steps, grid, parse_size
 from uavrt.errors import ConfigError
-from uavrt.export.spec import UNET
+from uavrt.spec import UNET
 from uavrt.runtime.torch_backend import TorchBackend
 
 

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from uavrt.export.onnx_export import export_onnx
-from uavrt.export.spec import SPECS
+from uavrt.spec import SPECS
 from uavrt.export.trt_ops import check_trt_support
 from uavrt.models.release import build_network
 

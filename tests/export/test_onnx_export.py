@@ -14,7 +14,7 @@ from uavrt.errors import ConfigError, OutputExistsError
 from uavrt.export.metadata import read_metadata, weights_sha256
 from uavrt.export.onnx_export import export_networks, export_onnx
 from uavrt.export.onnx_graph import ExportError, data_path
-from uavrt.export.spec import NetworkSpec, f32
+from uavrt.spec import NetworkSpec, f32
 from uavrt.export.trt_ops import check_trt_support
 
 ort = pytest.importorskip("onnxruntime")

@@ -5,7 +5,7 @@ import pytest
 from uavrt.config import ClipConfig, DecodeConfig, RunConfig, SamplerConfig, TileConfig
 from uavrt.errors import ConfigError
 from uavrt.export.profiles import ProfilePlan, derive_profiles
-from uavrt.export.spec import RAFT, UNET, VAE_3D, VAE_VIDEO, DimRange, NetworkSpec, f32
+from uavrt.spec import RAFT, UNET, VAE_3D, VAE_VIDEO, DimRange, NetworkSpec, f32
 
 
 def test_unet_profile_follows_the_plan():

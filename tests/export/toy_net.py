@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from uavrt.export.spec import DimRange, NetworkSpec, f32, i64
+from uavrt.spec import DimRange, NetworkSpec, f32, i64
 
 TOY = NetworkSpec(
     "toy",

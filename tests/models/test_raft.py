@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from uavrt.errors import ConfigError, WeightsError
-from uavrt.export.spec import RAFT as RAFT_SPEC
+from uavrt.spec import RAFT as RAFT_SPEC
 from uavrt.golden import Context, load_cases, run_case
 from uavrt.models.raft import RAFT, build_raft, load_config, strip_dataparallel
 from uavrt.models.raft.corr import bilinear_sampler, window_offsets

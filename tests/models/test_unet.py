@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from uavrt.errors import ConfigError, InputError
-from uavrt.export.spec import UNET
+from uavrt.spec import UNET
 from uavrt.golden import Context, load_cases, run_case
 from uavrt.models.unet import UNetVideoModel
 from uavrt.models.unet.embeddings import relative_position_buckets

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from uavrt.errors import ConfigError, InputError
-from uavrt.export.spec import VAE_3D, VAE_VIDEO
+from uavrt.spec import VAE_3D, VAE_VIDEO
 from uavrt.golden import Context, load_cases, run_case
 from uavrt.models.vae import DECODER_PREFIXES, ENCODER_PREFIXES, VideoVAEDecoder
 from uavrt.models.vae.ops import to_frames, to_video, video_group_norm

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from uavrt.errors import ConfigError, InputError
-from uavrt.export.spec import RAFT as RAFT_SPEC
+from uavrt.spec import RAFT as RAFT_SPEC
 from uavrt.golden import Context, load_cases, run_case
 from uavrt.models.raft import build_raft
 from uavrt.runtime.flow import bidirectional_flows

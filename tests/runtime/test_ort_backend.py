@@ -16,7 +16,7 @@ from toy_net import TOY, toy_net
 from uavrt.errors import BackendUnavailable, ConfigError, EngineMismatch, InputError
 from uavrt.export.metadata import weights_sha256
 from uavrt.export.onnx_export import export_onnx
-from uavrt.export.spec import NetworkSpec
+from uavrt.spec import NetworkSpec
 
 pytest.importorskip("onnxruntime")
 from uavrt.runtime.ort_backend import OrtBackend

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from uavrt.errors import ConfigError
-from uavrt.export.spec import NetworkSpec, f32
+from uavrt.spec import NetworkSpec, f32
 from uavrt.runtime.backend import Backend, Runner
 from uavrt.runtime.torch_backend import TorchBackend
 from uavrt.runtime.verify import Tolerance, run_verify_cli, verify, verify_dims, verify_release
@@ -160,7 +160,7 @@ def test_verify_release_arguments(tmp_path):
 
 def test_verify_dims_fit_the_engine_profile():
     from uavrt.export.profiles import ProfilePlan, derive_profiles
-    from uavrt.export.spec import RAFT, UNET
+    from uavrt.spec import RAFT, UNET
 
     cfg = {"cross_attention_dim": 32}
     free = verify_dims(UNET, cfg)

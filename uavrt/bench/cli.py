@@ -161,7 +161,7 @@ def run_bench(a) -> int:
     from .env import environment, machine_name
     from .measure import InputVideos
     from .report import add_ratios, markdown_table, plot, write_jsonl
-    from ..runtime.factory import BACKENDS
+    from ..config import BACKENDS
     source = _source(a)
     backends = _list(a.backends)
     for b in backends:

@@ -81,7 +81,7 @@ class UNetFlops:
         return self._model
 
     def sample_inputs(self, b: int, t: int, h: int, w: int, length: int = 77) -> dict:
-        from ..export.spec import UNET
+        from ..spec import UNET
         return UNET.sample_inputs({"B": b, "T": t, "H": h, "W": w, "L": length,
                                    "C": int(self.config["cross_attention_dim"])}, device="meta")
 

@@ -43,7 +43,7 @@ def load_upscaler(source: ModelSource, backend: str, device: str, precision: str
                   engines: str | None = None):
     """(Upscaler, seconds to load). Missing backends raise BackendUnavailable naming the cause."""
     from ..config import RunConfig, SamplerConfig
-    from ..runtime.factory import BackendConfig
+    from ..config import BackendConfig
     from ..runtime.upscaler import Upscaler
     cfg = RunConfig(sampler=SamplerConfig(propagation_steps=(0,) if with_raft else ()))  # loads RAFT iff asked
     bcfg = BackendConfig(backend=backend, device=device, precision=precision, engines=engines)

@@ -34,7 +34,7 @@ from .onnx_graph import (
     rewrite_integer_clip,
     save_graph,
 )
-from .spec import SPECS, NetworkSpec
+from ..spec import SPECS, NetworkSpec
 
 OPSET = 21
 NETWORKS = tuple(SPECS)  # unet, vae_3d, vae_video, raft

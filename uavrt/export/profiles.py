@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from ..errors import ConfigError, check_range
-from .spec import NetworkSpec
+from ..spec import NetworkSpec
 
 HW = tuple  # (height, width)
 

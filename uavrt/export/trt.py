@@ -21,7 +21,7 @@ from ..errors import check_choice, check_range
 from ..fsutil import atomic_path
 from . import cache
 from .profiles import ProfilePlan, derive_profiles
-from .spec import SPECS, get_spec
+from ..spec import SPECS, get_spec
 
 INSTALL_HINT = ("pip install tensorrt (TensorRT 11 for CUDA 13); TensorRT also needs an NVIDIA GPU "
                 "with a CUDA 13 capable driver")

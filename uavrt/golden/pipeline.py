@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..config import PropagationConfig, RunConfig, SamplerConfig
-from ..export import spec as specs
+from .. import spec as specs
 from ..models import schedulers as sch
 from ..models.release import build_network
 from ..models.loading import load_into

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..export.spec import RAFT as RAFT_SPEC
+from ..spec import RAFT as RAFT_SPEC
 from ..models.raft import build_raft
 from ..runtime.flow import bidirectional_flows
 

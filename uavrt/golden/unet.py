@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..export.spec import UNET
+from ..spec import UNET
 from ..models.unet import UNetVideoModel
 
 

@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 
 import torch
 
-from ..export.spec import NetworkSpec
+from ..spec import NetworkSpec
 
 
 class Runner(ABC):

@@ -2,25 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from ..errors import ConfigError, check_choice
-
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
-
-
-@dataclass(frozen=True)
-class BackendConfig:
-    backend: str = "torch"
-    device: str = "cpu"
-    precision: str = "fp32"  # fp16: U-Net (and text encoder) in fp16 as the release; VAE/RAFT stay fp32
-    engines: str | None = None  # folder of exported ONNX graphs / TensorRT plans
-
-    def __post_init__(self):
-        check_choice("backend", self.backend, BACKENDS)
-        check_choice("precision", self.precision, ("fp32", "fp16"))
-        if self.backend == "tensorrt" and not self.engines:
-            raise ConfigError("engines", self.engines, "a folder of TensorRT engines (uavrt export --trt)")
+from ..config import BackendConfig
 
 
 def make_backend(cfg: BackendConfig):

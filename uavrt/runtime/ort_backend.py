@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..errors import BackendUnavailable, ConfigError, EngineMismatch, check_choice
-from ..export.spec import NetworkSpec
+from ..spec import NetworkSpec
 from .backend import Backend, Runner
 
 PRECISIONS = ("fp32", "fp16")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import check_choice
-from ..export.spec import NetworkSpec
+from ..spec import NetworkSpec
 from .backend import Backend, Runner, cast_inputs
 
 PRECISIONS = ("fp32", "fp16")

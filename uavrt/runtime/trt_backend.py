@@ -27,7 +27,7 @@ import torch
 
 from ..errors import EngineMismatch, InputError, check_choice
 from ..export import cache
-from ..export.spec import NetworkSpec, get_spec
+from ..spec import NetworkSpec, get_spec
 from ..export.trt import gpu_identity, require_tensorrt, version_tuple
 from .backend import Backend, Runner
 

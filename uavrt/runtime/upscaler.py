@@ -15,12 +15,13 @@ import torch
 
 from ..config import RunConfig
 from ..errors import ConfigError, InputError
-from ..export import spec as specs
+from .. import spec as specs
 from ..models import schedulers as sch
 from ..models.release import load_network, scheduler_configs
 from ..models.text import TextEncoder
 from . import pipeline as pl
-from .factory import BackendConfig, make_backend, make_runner
+from ..config import BackendConfig
+from .factory import make_backend, make_runner
 from .plan import release_tiles
 from .stream import windowed
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, check_choice
-from ..export.spec import SPECS, NetworkSpec, get_spec
+from ..spec import SPECS, NetworkSpec, get_spec
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def verify(backends: dict, networks: dict, inputs: dict, *, reference: str | Non
     backends: {name: Backend}; the reference is `reference` or the first one.
     networks: {network name: module, a `LoadedNetwork` (release weights: backends with prebuilt
     graphs/engines use `load_network`, which checks weights hash and config) or
-    (NetworkSpec, module)}; specs from uavrt.export.spec unless given.
+    (NetworkSpec, module)}; specs from uavrt.spec unless given.
     inputs: {network name: {input name: tensor}} (moved to each runner's device).
     tolerances: {network name: Tolerance}; defaults to DEFAULT_TOLERANCES for the release networks.
     Each backend gets its own deep copy of a module (backends cast/move modules in place).

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ...errors import InputError
-from ...export.spec import VAE_3D, VAE_VIDEO, NetworkSpec
+from ...spec import VAE_3D, VAE_VIDEO, NetworkSpec
 from .config import VAEConfig
 from .decoder import LOW_RES_CHANNELS, Decoder
 from .ops import to_frames, to_video

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import InputError
+from .errors import InputError
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "int64": torch.int64}
 
