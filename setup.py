@@ -28,5 +28,5 @@ setup(
         "bench": ["psutil", "matplotlib"],
         "test": ["pytest>=8", "psutil", "matplotlib"],
     },
-    entry_points={"console_scripts": ["uavrt=uavrt.cli:main"]},
+    entry_points={"console_scripts": ["uavrt=uavrt.commands:main"]},
 )

@@ -18,7 +18,19 @@ PACKAGES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt", "poly
             "nvidia-cuda-nvrtc", "safetensors", "av", "transformers", "numpy")
 
 
-def _pkg_version(name: str):
+def cpu_model() -> str:
+    """CPU model name from /proc/cpuinfo (Linux), else what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def package_version(name: str):
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
@@ -102,7 +114,7 @@ def environment_report() -> dict:
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "host_memory_gib": _host_memory_gib(),
-        "packages": {name: _pkg_version(name) for name in PACKAGES},
+        "packages": {name: package_version(name) for name in PACKAGES},
         "torch": _torch_info(),
         "onnxruntime": _onnxruntime_info(),
         "tensorrt": _tensorrt_info(),

@@ -309,6 +309,6 @@ class TrtBackend(Backend):
         return self.load(spec, expect=expect)
 
     def load_network(self, spec: NetworkSpec, loaded) -> Runner:
-        """The engine for a loaded release network (`uavrt.models.release.LoadedNetwork`): its
+        """The engine for a loaded release network (`uavrt.models.release.Checkpoint`): its
         source graph must have been exported from exactly these weights and this config."""
         return self.load(spec, expect={"weights_sha256": loaded.weights_hash, "config": loaded.config})
