@@ -18,18 +18,7 @@ __device__ __forceinline__ void step_one(const T* prev, const T* cur, T* out, co
     long long b = i / hw;
     int py = (int)((i - b * hw) / W);
     int px = (int)(i - b * hw - (long long)py * W);
-    UavStep p;
-    p.C = C;
-    p.H = H;
-    p.W = W;
-    p.sC = sC;
-    p.fC = fC;
-    p.nearest = nearest;
-    p.alpha1 = alpha1;
-    p.alpha2 = alpha2;
-    p.blend.copy = copy;
-    p.blend.fuse_w = fuse_w;
-    p.blend.fuse_c = fuse_c;
+    const UavStep p = uav_make_step(C, H, W, sC, fC, nearest, copy, fuse_w, fuse_c, alpha1, alpha2);
     uav_propagate_pixel(prev + b * sB, cur + b * sB, out + b * sB, flow + b * fB, check + b * fB, p, px, py);
 }
 

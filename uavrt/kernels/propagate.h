@@ -226,6 +226,25 @@ struct UavStep {
     UavBlend blend;
 };
 
+// The step parameters from the kernels' flat argument list (the one place that packs them, for
+// the CUDA and the host entry points alike).
+UAV_HD UavStep uav_make_step(int C, int H, int W, long long sC, long long fC, int nearest, int copy, float fuse_w,
+                             float fuse_c, float alpha1, float alpha2) {
+    UavStep p;
+    p.C = C;
+    p.H = H;
+    p.W = W;
+    p.sC = sC;
+    p.fC = fC;
+    p.nearest = nearest;
+    p.alpha1 = alpha1;
+    p.alpha2 = alpha2;
+    p.blend.copy = copy;
+    p.blend.fuse_w = fuse_w;
+    p.blend.fuse_c = fuse_c;
+    return p;
+}
+
 // prev/cur/out: channel-0 planes ([H, W], row stride W) of the propagated frame, the current
 // frame and the output (out may alias cur: each pixel reads cur before writing out);
 // flow: the flow that warps prev onto cur's grid, check: the opposite flow (component planes
