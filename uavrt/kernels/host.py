@@ -47,16 +47,21 @@ def _compiler() -> tuple[str, str]:
 
 def build_host_library(cache_root: Path | None = None) -> HostBuild:
     """Compile the host library unless the cache already holds it; return where it is."""
+    return build_library("propagate_host.cpp", HOST_SOURCES, cache_root)
+
+
+def build_library(cpp: str, sources: tuple[str, ...], cache_root: Path | None = None) -> HostBuild:
+    """g++-compile kernel source `cpp` (depending on `sources`, all in this folder) into a shared
+    library in the kernel cache, unless it is there already. Also builds the emulator's library."""
     cxx, version = _compiler()
-    key = cache.source_hash(HOST_SOURCES, " ".join(CXXFLAGS), version, platform.machine(), f"abi{ABI_VERSION}")
+    key = cache.source_hash(sources, " ".join(CXXFLAGS), version, platform.machine(), f"abi{ABI_VERSION}")
     out_dir = cache_root if cache_root is not None else cache.cache_dir()
-    path = out_dir / f"propagate_host-{platform.machine()}-{key}.so"
+    path = out_dir / f"{Path(cpp).stem}-{platform.machine()}-{key}.so"
     if path.exists():
         return HostBuild(path, False, 0.0)
     t0 = time.perf_counter()
     with atomic_path(path, overwrite=True, suffix=".so") as tmp:
-        cmd = [cxx, *CXXFLAGS, "-I", str(cache.KERNEL_DIR), str(cache.KERNEL_DIR / "propagate_host.cpp"),
-               "-o", str(tmp)]
+        cmd = [cxx, *CXXFLAGS, "-I", str(cache.KERNEL_DIR), str(cache.KERNEL_DIR / cpp), "-o", str(tmp)]
         res = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if res.returncode != 0:
             raise BackendUnavailable(f"compiling the CPU propagation kernel failed ({' '.join(cmd)}):\n"

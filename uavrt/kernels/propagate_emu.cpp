@@ -1,0 +1,99 @@
+// CPU emulation of the CUDA build, for uavrt.kernels.emulator (a test device, not a fast path).
+// propagate.cu itself is compiled here as host code: its kernels read blockIdx/blockDim/threadIdx
+// from the globals below, and uav_emu_launch runs a kernel body once for every thread of every
+// block of a launch grid (sequentially), taking its arguments from a cuLaunchKernel-style
+// kernelParams array (one pointer per argument). Built with the host build's flags
+// (g++ -O2 -ffp-contract=off, see propagate.h).
+#include <stddef.h>
+#include <string.h>
+
+#include <type_traits>
+#include <utility>
+
+struct uav_dim3 {
+    unsigned int x, y, z;
+};
+static uav_dim3 threadIdx, blockIdx, blockDim, gridDim;
+
+#define __global__
+#define __forceinline__ inline
+#include "propagate.h"  // the host branch: software half conversions, uav_half
+typedef uav_half __half;
+#include "propagate.cu"  // includes propagate.h again: a no-op (#pragma once)
+
+// The kernels of propagate.cu, each listed once (the emulator checks this list against the CUBIN).
+#define UAV_EMU_KERNELS(X) \
+    X(uav_propagate_step_f32) X(uav_propagate_step_f16) X(uav_flow_warp_f32) X(uav_flow_warp_f16) X(uav_fb_check_f32)
+
+namespace {
+
+template <typename A>
+constexpr char type_code() {  // 'P' pointer, 'F' float, 'L' 64-bit integer, 'I' 32-bit integer
+    return std::is_pointer<A>::value ? 'P' : std::is_floating_point<A>::value ? 'F' : sizeof(A) == 8 ? 'L' : 'I';
+}
+
+template <typename... A, size_t... I>
+void call(void (*kernel)(A...), void** params, std::index_sequence<I...>) {
+    kernel(*static_cast<typename std::remove_reference<A>::type*>(params[I])...);
+}
+
+template <typename... A>
+void run_grid(void (*kernel)(A...), const unsigned int* grid, const unsigned int* block, void** params) {
+    gridDim = {grid[0], grid[1], grid[2]};
+    blockDim = {block[0], block[1], block[2]};
+    for (unsigned int bz = 0; bz < grid[2]; ++bz)
+        for (unsigned int by = 0; by < grid[1]; ++by)
+            for (unsigned int bx = 0; bx < grid[0]; ++bx)
+                for (unsigned int tz = 0; tz < block[2]; ++tz)
+                    for (unsigned int ty = 0; ty < block[1]; ++ty)
+                        for (unsigned int tx = 0; tx < block[0]; ++tx) {
+                            blockIdx = {bx, by, bz};
+                            threadIdx = {tx, ty, tz};
+                            call(kernel, params, std::index_sequence_for<A...>{});
+                        }
+}
+
+template <typename... A>
+int signature(void (*)(A...), char* codes, int* sizes) {
+    const char c[] = {type_code<A>()..., 0};
+    const int s[] = {(int)sizeof(A)..., 0};
+    for (size_t i = 0; i < sizeof...(A); ++i) {
+        codes[i] = c[i];
+        sizes[i] = s[i];
+    }
+    return (int)sizeof...(A);
+}
+
+}  // namespace
+
+extern "C" {
+
+// Names of the emulated kernels, space separated.
+const char* uav_emu_kernels() {
+#define UAV_NAME(k) #k " "
+    return UAV_EMU_KERNELS(UAV_NAME);
+#undef UAV_NAME
+}
+
+// The C++ parameter list of kernel `name` as type codes and sizes; returns the count, -1 if unknown.
+int uav_emu_signature(const char* name, char* codes, int* sizes) {
+#define UAV_SIG(k) \
+    if (strcmp(name, #k) == 0) return signature(k, codes, sizes);
+    UAV_EMU_KERNELS(UAV_SIG)
+#undef UAV_SIG
+    return -1;
+}
+
+// Run kernel `name` over grid x block with params[i] pointing at argument i; -1 if unknown.
+int uav_emu_launch(const char* name, const unsigned int* grid, const unsigned int* block, void** params) {
+#define UAV_RUN(k)                              \
+    if (strcmp(name, #k) == 0) {                \
+        run_grid(k, grid, block, params);       \
+        return 0;                               \
+    }
+    UAV_EMU_KERNELS(UAV_RUN)
+#undef UAV_RUN
+    return -1;
+}
+
+}  // extern "C"
