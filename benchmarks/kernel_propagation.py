@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -59,21 +58,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def median_ms(fn, warmup: int, iters: int) -> float:
-    import torch
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
-
-
 def inputs(B, C, T, H, W, dtype):
     """Latents and a plausible flow pair (smooth motion; backward ~ -forward so ~half pass the check)."""
     import torch
@@ -91,7 +75,11 @@ def bench_size(args, H, W, dtype_name):
 
     from uavrt import kernels
     from uavrt.kernels import gpu as kgpu
+    from uavrt.kernels.selfcheck import median_ms as _median_ms
     from uavrt.models import propagation as ref
+
+    def median_ms(fn, warmup, iters):
+        return _median_ms(fn, torch.device("cuda"), warmup, iters)
 
     dtype = getattr(torch, DTYPES[dtype_name])
     B, C, T = args.batch, args.channels, args.frames

@@ -8,29 +8,10 @@ import threading
 import pytest
 import torch
 
-from uavrt.errors import BackendUnavailable
 from uavrt.kernels import abi, api, gpu, host
 
 VARIANTS = [("nearest", "fuse"), ("bilinear", "fuse"), ("nearest", "copy"), ("bilinear", "copy")]
 DTYPES = [torch.float32, torch.float16]
-
-
-@pytest.fixture(scope="module")
-def nvrtc_ok():
-    from uavrt.kernels import nvrtc
-    try:
-        nvrtc.nvrtc_version()
-        nvrtc._cuda_include_dir()
-        import cuda.bindings.driver  # noqa: F401
-    except (BackendUnavailable, ImportError) as e:
-        pytest.skip(f"the emulated launch needs cuda-bindings and NVRTC (gpu.py compiles the real CUBIN): {e}")
-
-
-@pytest.fixture
-def emu(nvrtc_ok):
-    from uavrt.kernels.emulator import emulated_cuda
-    with emulated_cuda() as e:
-        yield e
 
 
 def _inputs(flow_pair, B=2, C=3, T=5, H=23, W=37, seed=21):
