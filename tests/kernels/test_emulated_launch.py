@@ -149,3 +149,22 @@ def test_cubin_for_another_architecture_is_refused(nvrtc_ok):
         emu.init()
         status, module = emu.driver.cuModuleLoadData(cubin)
         assert status == emu.driver.CUresult.CUDA_ERROR_NO_BINARY_FOR_GPU and module is None
+
+
+@pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
+def test_threads_do_not_depend_on_each_other(emu, flow_pair, interpolation):
+    """The same launches with every block and thread run in reverse order give the same bits: no
+    thread reads what another writes (out aliases cur, but each thread reads only its own pixel
+    of cur). Shown to detect a dependency: a step warping a frame onto itself (prev = cur)."""
+    x, fw, bw = (emu.to_device(t) for t in _inputs(flow_pair))
+    forward = api.propagate_with(gpu, x, fw, bw, **_opts(interpolation, "fuse"))
+    emu.driver.reverse_order = True
+    assert torch.equal(api.propagate_with(gpu, x, fw, bw, **_opts(interpolation, "fuse")), forward)
+
+    def self_warp(reverse):
+        emu.driver.reverse_order = reverse
+        y = x.clone()
+        gpu.step(y, 1, 1, fw, bw, 0, nearest=interpolation == "nearest", copy=True, fuse_w=0.5, fuse_c=0.5,
+                 alpha1=0.001, alpha2=0.05)
+        return y
+    assert not torch.equal(self_warp(False), self_warp(True))

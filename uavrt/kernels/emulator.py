@@ -19,10 +19,12 @@ section; cuModuleGetFunction checks that layout against the C++ signature of the
 the emulator's host build of propagate.cu (propagate_emu.cpp); cuLaunchKernel copies each
 argument's bytes out of kernelParams by that layout, checks the context, the stream, the launch
 dimensions and the pointers, then runs the kernel body for every thread of every block
-(sequentially) and records the launch in `Emulator.launches`.
+(sequentially: in launch order, or the reverse with `driver.reverse_order`, which shows threads
+that depend on each other's writes) and records the launch in `Emulator.launches`.
 
 It proves argument packing, order and types, grid/block coverage, dtype dispatch, and the
-context and stream handling; it cannot show races, the memory model, timing or GPU codegen.
+context and stream handling, and that results do not depend on thread order; it cannot show
+data races under real concurrency, the memory model, timing or GPU codegen.
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ class _EmuLibrary:
         lib.uav_emu_kernels.restype = ctypes.c_char_p
         lib.uav_emu_signature.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int)]
         lib.uav_emu_launch.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint), ctypes.POINTER(ctypes.c_uint),
-                                       ctypes.c_void_p]
+                                       ctypes.c_void_p, ctypes.c_int]
         self.lib = lib
         self.kernels = tuple(lib.uav_emu_kernels().decode().split())
 
@@ -117,9 +119,9 @@ class _EmuLibrary:
             raise KeyError(name)
         return codes.raw[:n].decode(), tuple(sizes[:n])
 
-    def launch(self, name: str, grid, block, params) -> None:
+    def launch(self, name: str, grid, block, params, reverse: bool) -> None:
         if self.lib.uav_emu_launch(name.encode(), (ctypes.c_uint * 3)(*grid), (ctypes.c_uint * 3)(*block),
-                                   ctypes.addressof(params)) != 0:
+                                   ctypes.addressof(params), int(reverse)) != 0:
             raise KeyError(name)
 
 
@@ -218,6 +220,7 @@ class EmulatedDriver:
         self.functions: dict[int, tuple[int, CubinKernel]] = {}  # handle -> (module, kernel)
         self.launches: list[Launch] = []
         self.faults: list[str] = []  # why a call returned an error (the driver only gives the code)
+        self.reverse_order = False  # run threads last-to-first (order dependence between threads shows)
 
     def __getattr__(self, name):  # only reached for names not set above
         raise AttributeError(f"the emulated CUDA driver has no {name!r}: gpu.py may only use "
@@ -375,7 +378,7 @@ class EmulatedDriver:
             copies.append(ctypes.create_string_buffer(raw, size))
             values.append(value)
         params = (ctypes.c_void_p * len(copies))(*[ctypes.addressof(c) for c in copies])
-        self._lib.launch(kernel.name, grid, block, params)
+        self._lib.launch(kernel.name, grid, block, params, self.reverse_order)
         self.launches.append(Launch(kernel.name, grid, block, int(sharedMemBytes), stream, ctx, tuple(values)))
         return (self.CUresult.CUDA_SUCCESS,)
 

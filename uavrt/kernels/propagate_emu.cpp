@@ -37,20 +37,26 @@ void call(void (*kernel)(A...), void** params, std::index_sequence<I...>) {
     kernel(*static_cast<typename std::remove_reference<A>::type*>(params[I])...);
 }
 
+// Every thread of every block, in launch order or (reverse != 0) the exact reverse: a kernel whose
+// threads depend on each other's writes gives different results in the two orders.
 template <typename... A>
-void run_grid(void (*kernel)(A...), const unsigned int* grid, const unsigned int* block, void** params) {
+void run_grid(void (*kernel)(A...), const unsigned int* grid, const unsigned int* block, void** params,
+              int reverse) {
     gridDim = {grid[0], grid[1], grid[2]};
     blockDim = {block[0], block[1], block[2]};
-    for (unsigned int bz = 0; bz < grid[2]; ++bz)
-        for (unsigned int by = 0; by < grid[1]; ++by)
-            for (unsigned int bx = 0; bx < grid[0]; ++bx)
-                for (unsigned int tz = 0; tz < block[2]; ++tz)
-                    for (unsigned int ty = 0; ty < block[1]; ++ty)
-                        for (unsigned int tx = 0; tx < block[0]; ++tx) {
-                            blockIdx = {bx, by, bz};
-                            threadIdx = {tx, ty, tz};
-                            call(kernel, params, std::index_sequence_for<A...>{});
-                        }
+    const unsigned long long nb = (unsigned long long)grid[0] * grid[1] * grid[2];
+    const unsigned long long nt = (unsigned long long)block[0] * block[1] * block[2];
+    for (unsigned long long i = 0; i < nb; ++i) {
+        unsigned long long b = reverse ? nb - 1 - i : i;
+        blockIdx = {(unsigned int)(b % grid[0]), (unsigned int)(b / grid[0] % grid[1]),
+                    (unsigned int)(b / grid[0] / grid[1])};
+        for (unsigned long long j = 0; j < nt; ++j) {
+            unsigned long long t = reverse ? nt - 1 - j : j;
+            threadIdx = {(unsigned int)(t % block[0]), (unsigned int)(t / block[0] % block[1]),
+                         (unsigned int)(t / block[0] / block[1])};
+            call(kernel, params, std::index_sequence_for<A...>{});
+        }
+    }
 }
 
 template <typename... A>
@@ -85,11 +91,12 @@ int uav_emu_signature(const char* name, char* codes, int* sizes) {
 }
 
 // Run kernel `name` over grid x block with params[i] pointing at argument i; -1 if unknown.
-int uav_emu_launch(const char* name, const unsigned int* grid, const unsigned int* block, void** params) {
-#define UAV_RUN(k)                              \
-    if (strcmp(name, #k) == 0) {                \
-        run_grid(k, grid, block, params);       \
-        return 0;                               \
+int uav_emu_launch(const char* name, const unsigned int* grid, const unsigned int* block, void** params,
+                   int reverse) {
+#define UAV_RUN(k)                                     \
+    if (strcmp(name, #k) == 0) {                       \
+        run_grid(k, grid, block, params, reverse);     \
+        return 0;                                      \
     }
     UAV_EMU_KERNELS(UAV_RUN)
 #undef UAV_RUN
