@@ -40,6 +40,7 @@ def test_emulated_launch_equals_host_build(emu, flow_pair, dtype, interpolation,
     for launch in emu.launches:  # one thread per (batch item, pixel), rounded up to whole blocks
         assert launch.block == (gpu.BLOCK, 1, 1) and launch.grid == (-(-B * H * W // gpu.BLOCK), 1, 1)
         assert launch.stream == 0 and launch.context == emu.driver.primary[0]
+    assert emu.driver.retained[0] == 2  # torch's init and gpu.py's, once per device for all launches
 
 
 def test_resized_flows(emu, flow_pair):
