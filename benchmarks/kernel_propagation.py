@@ -75,11 +75,8 @@ def bench_size(args, H, W, dtype_name):
 
     from uavrt import kernels
     from uavrt.kernels import gpu as kgpu
-    from uavrt.kernels.selfcheck import median_ms as _median_ms
+    from uavrt.kernels.selfcheck import median_ms
     from uavrt.models import propagation as ref
-
-    def median_ms(fn, warmup, iters):
-        return _median_ms(fn, torch.device("cuda"), warmup, iters)
 
     dtype = getattr(torch, DTYPES[dtype_name])
     B, C, T = args.batch, args.channels, args.frames
@@ -90,10 +87,10 @@ def bench_size(args, H, W, dtype_name):
     y = x.contiguous().clone()
     opts = dict(nearest=args.interpolation == "nearest", copy=False, fuse_w=0.5, fuse_c=0.5, alpha1=0.001,
                 alpha2=0.05)
-    step_ms = median_ms(lambda: kgpu.step(y, 1, 0, fw, bw, 0, **opts), args.warmup, args.iters * 4)
-    kernel_call_ms = median_ms(lambda: kernels.propagate(x, fw, bw, **kw), args.warmup, args.iters)
+    step_ms = median_ms(lambda: kgpu.step(y, 1, 0, fw, bw, 0, **opts), x.device, args.warmup, args.iters * 4)
+    kernel_call_ms = median_ms(lambda: kernels.propagate(x, fw, bw, **kw), x.device, args.warmup, args.iters)
     # the reference promotes fp16 latents to fp32 through the fp32 mask; time it as the pipeline would call it
-    ref_call_ms = median_ms(lambda: ref.propagate(x, fw, bw, **kw), args.warmup, args.iters)
+    ref_call_ms = median_ms(lambda: ref.propagate(x, fw, bw, **kw), x.device, args.warmup, args.iters)
 
     es = x.element_size()
     bytes_per_step = B * H * W * (3 * C * es + 2 * 2 * 4)
