@@ -169,3 +169,17 @@ def test_threads_do_not_depend_on_each_other(emu, flow_pair, interpolation):
                  alpha1=0.001, alpha2=0.05)
         return y
     assert not torch.equal(self_warp(False), self_warp(True))
+
+
+def test_out_of_bounds_access_is_an_illegal_address(emu, flow_pair):
+    """Every load and store is checked against the tensors the launch was given: a check flow with
+    one frame where the layout (from y) expects T-1 makes batch item 1 read past its end."""
+    x, fw, bw = (emu.to_device(t) for t in _inputs(flow_pair))
+    short = bw[:, :, :1].contiguous()  # [B, 2, 1, H, W]: its pointer is valid, batch item 1 is not there
+    with pytest.raises(RuntimeError, match="CUDA_ERROR_ILLEGAL_ADDRESS"):
+        gpu.step(x.clone(), 1, 0, fw, short, 0, nearest=True, copy=False, fuse_w=0.5, fuse_c=0.5, alpha1=0.001,
+                 alpha2=0.05)
+    assert "loads/stores outside the allocations" in emu.driver.faults[-1]
+    gpu.step(x.clone(), 1, 0, fw, bw, 0, nearest=True, copy=False, fuse_w=0.5, fuse_c=0.5, alpha1=0.001,
+             alpha2=0.05)  # the same launch with the right tensor is fine
+    assert len(emu.launches) == 1

@@ -20,10 +20,13 @@ the emulator's host build of propagate.cu (propagate_emu.cpp); cuLaunchKernel co
 argument's bytes out of kernelParams by that layout, checks the context, the stream, the launch
 dimensions and the pointers, then runs the kernel body for every thread of every block
 (sequentially: in launch order, or the reverse with `driver.reverse_order`, which shows threads
-that depend on each other's writes) and records the launch in `Emulator.launches`.
+that depend on each other's writes), checking every load and store against the allocations its
+pointer arguments point into (a GPU would fault: ILLEGAL_ADDRESS), and records the launch in
+`Emulator.launches`.
 
-It proves argument packing, order and types, grid/block coverage, dtype dispatch, and the
-context and stream handling, and that results do not depend on thread order; it cannot show
+It proves argument packing, order and types, grid/block coverage, dtype dispatch, in-bounds
+memory accesses, the context and stream handling, and that results do not depend on thread
+order, for the shapes tested; it cannot show
 data races under real concurrency, the memory model, timing or GPU codegen.
 """
 
@@ -108,6 +111,9 @@ class _EmuLibrary:
         lib.uav_emu_signature.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int)]
         lib.uav_emu_launch.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint), ctypes.POINTER(ctypes.c_uint),
                                        ctypes.c_void_p, ctypes.c_int]
+        lib.uav_emu_set_ranges.argtypes = [ctypes.POINTER(ctypes.c_ulonglong), ctypes.c_int]
+        lib.uav_emu_faults.argtypes = [ctypes.POINTER(ctypes.c_ulonglong)]
+        lib.uav_emu_faults.restype = ctypes.c_longlong
         self.lib = lib
         self.kernels = tuple(lib.uav_emu_kernels().decode().split())
 
@@ -119,10 +125,16 @@ class _EmuLibrary:
             raise KeyError(name)
         return codes.raw[:n].decode(), tuple(sizes[:n])
 
-    def launch(self, name: str, grid, block, params, reverse: bool) -> None:
+    def launch(self, name: str, grid, block, params, reverse: bool, ranges) -> tuple[int, int]:
+        """Run the kernel, letting it touch only `ranges` ([(start, end)]); (refused accesses, first address)."""
+        flat = [a for r in ranges for a in r]
+        if self.lib.uav_emu_set_ranges((ctypes.c_ulonglong * max(len(flat), 1))(*flat), len(ranges)) != 0:
+            raise ValueError(f"too many allocations for one launch: {len(ranges)}")
         if self.lib.uav_emu_launch(name.encode(), (ctypes.c_uint * 3)(*grid), (ctypes.c_uint * 3)(*block),
                                    ctypes.addressof(params), int(reverse)) != 0:
             raise KeyError(name)
+        first = ctypes.c_ulonglong()
+        return self.lib.uav_emu_faults(ctypes.byref(first)), first.value
 
 
 # --- device memory ------------------------------------------------------------------------------
@@ -367,18 +379,24 @@ class EmulatedDriver:
             raise NotImplementedError("the emulator takes kernelParams as the address of a void* array "
                                       f"(what gpu.py passes), got {type(kernelParams).__name__}")
         codes, _ = self._lib.signature(kernel.name)
-        copies, values = [], []
+        copies, values, ranges = [], [], []
         for i, ((_, size), code) in enumerate(zip(kernel.params, codes, strict=True)):
             src = ctypes.c_void_p.from_address(kernelParams + 8 * i).value  # params[i]: where argument i is
             raw = ctypes.string_at(src, size)  # the driver copies the bytes at launch, as here
             value, = struct.unpack("<" + _CODES[code], raw)
-            if code == "P" and self._memory.find(value) is None:
-                return self._fail("CUDA_ERROR_ILLEGAL_ADDRESS", f"{kernel.name} argument {i} = {value:#x} is not "
-                                  "device memory (a tensor made inside the emulator)")
+            if code == "P":
+                allocation = self._memory.find(value)
+                if allocation is None:
+                    return self._fail("CUDA_ERROR_ILLEGAL_ADDRESS", f"{kernel.name} argument {i} = {value:#x} is "
+                                      "not device memory (a tensor made inside the emulator)")
+                ranges.append(allocation)
             copies.append(ctypes.create_string_buffer(raw, size))
             values.append(value)
         params = (ctypes.c_void_p * len(copies))(*[ctypes.addressof(c) for c in copies])
-        self._lib.launch(kernel.name, grid, block, params, self.reverse_order)
+        refused, first = self._lib.launch(kernel.name, grid, block, params, self.reverse_order, sorted(set(ranges)))
+        if refused:
+            return self._fail("CUDA_ERROR_ILLEGAL_ADDRESS", f"{kernel.name}: {refused} loads/stores outside the "
+                              f"allocations its pointer arguments point into, the first at {first:#x}")
         self.launches.append(Launch(kernel.name, grid, block, int(sharedMemBytes), stream, ctx, tuple(values)))
         return (self.CUresult.CUDA_SUCCESS,)
 

@@ -74,5 +74,5 @@ extern "C" __global__ void uav_fb_check_f32(const float* fw, const float* bw, fl
                                             long long fB, long long fC, float alpha1, float alpha2) {
     UavItem it;
     if (!uav_thread_item(N, H, W, it)) return;
-    mask[it.i] = uav_check_pixel(fw + it.b * fB, bw + it.b * fB, H, W, fC, alpha1, alpha2, it.px, it.py);
+    uav_store(mask, it.i, uav_check_pixel(fw + it.b * fB, bw + it.b * fB, H, W, fC, alpha1, alpha2, it.px, it.py));
 }

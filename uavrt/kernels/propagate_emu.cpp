@@ -15,6 +15,23 @@ struct uav_dim3 {
 };
 static uav_dim3 threadIdx, blockIdx, blockDim, gridDim;
 
+// Memory checking: a launch may touch only the allocations its pointer arguments point into
+// (set by uav_emu_set_ranges); any other load or store is counted and skipped, as a GPU would
+// fault (CUDA_ERROR_ILLEGAL_ADDRESS) instead of reading a neighbour's bytes.
+static unsigned long long uav_emu_ranges[32];  // [start, end) pairs
+static int uav_emu_nranges;
+static long long uav_emu_nfaults;
+static unsigned long long uav_emu_first_fault;
+
+static inline bool uav_emu_access_ok(const void* p, size_t n) {
+    unsigned long long a = (unsigned long long)p;
+    for (int r = 0; r < uav_emu_nranges; ++r)
+        if (a >= uav_emu_ranges[2 * r] && a + n <= uav_emu_ranges[2 * r + 1]) return true;
+    if (uav_emu_nfaults++ == 0) uav_emu_first_fault = a;
+    return false;
+}
+#define UAV_ACCESS_OK(ptr) uav_emu_access_ok((ptr), sizeof(*(ptr)))
+
 #define __global__
 #define __forceinline__ inline
 #include "propagate.h"  // the host branch: software half conversions, uav_half
@@ -88,6 +105,21 @@ int uav_emu_signature(const char* name, char* codes, int* sizes) {
     UAV_EMU_KERNELS(UAV_SIG)
 #undef UAV_SIG
     return -1;
+}
+
+// The allocations the next launches may touch: n [start, end) pairs (at most 16).
+int uav_emu_set_ranges(const unsigned long long* ranges, int n) {
+    if (n < 0 || n > 16) return -1;
+    for (int i = 0; i < 2 * n; ++i) uav_emu_ranges[i] = ranges[i];
+    uav_emu_nranges = n;
+    uav_emu_nfaults = 0;
+    return 0;
+}
+
+// Loads and stores refused since uav_emu_set_ranges; *first: the first refused address.
+long long uav_emu_faults(unsigned long long* first) {
+    *first = uav_emu_first_fault;
+    return uav_emu_nfaults;
 }
 
 // Run kernel `name` over grid x block with params[i] pointing at argument i; -1 if unknown.
