@@ -103,9 +103,17 @@ def gpu_check(device: str = "cuda:0", *, check_shape=CHECK_SHAPE, time_shapes=TI
     def on_device(t):
         return t.to(dev, copy=True)
 
-    out = {"device": str(dev), "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-           "launch": launch_name, "torch": torch.__version__, "check_shape": list(check_shape),
-           "comparisons": [], "timings": []}
+    from ..errors import BackendUnavailable
+    from .nvrtc import nvrtc_version
+    try:
+        nvrtc = nvrtc_version()
+    except BackendUnavailable:  # only a launcher that needs no CUBIN gets this far without NVRTC
+        nvrtc = None
+    cuda = dev.type == "cuda"
+    out = {"device": str(dev), "device_name": torch.cuda.get_device_name(dev) if cuda else "cpu",
+           "capability": list(torch.cuda.get_device_capability(dev)) if cuda else None,
+           "launch": launch_name, "torch": torch.__version__, "nvrtc": nvrtc,
+           "check_shape": list(check_shape), "comparisons": [], "timings": []}
     B, C, T, h, w = check_shape
     fw, bw = flow_pair(B, T - 1, h, w, seed=seed)
     x32 = torch.randn(check_shape, generator=torch.Generator().manual_seed(seed + 1)) * 2
