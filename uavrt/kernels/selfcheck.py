@@ -16,7 +16,9 @@ import time
 
 import torch
 
+from ..errors import BackendUnavailable
 from . import api, host
+from .nvrtc import nvrtc_version
 
 VARIANTS = (("nearest", "fuse"), ("bilinear", "fuse"), ("nearest", "copy"), ("bilinear", "copy"))
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
@@ -91,7 +93,7 @@ def gpu_check(device: str = "cuda:0", *, check_shape=CHECK_SHAPE, time_shapes=TI
     `timings` (per latent shape and dtype: median ms of a whole propagate call for the kernel and
     the torch reference, and their ratio).
     """
-    from ..models import propagation as ref
+    from ..models import propagation as ref  # the torch reference, timed beside the kernel
     dev = torch.device(device)
     if launcher is None:  # the pipeline's entry point (the custom op, dispatching on the device)
         from . import gpu, propagate
@@ -103,8 +105,6 @@ def gpu_check(device: str = "cuda:0", *, check_shape=CHECK_SHAPE, time_shapes=TI
     def on_device(t):
         return t.to(dev, copy=True)
 
-    from ..errors import BackendUnavailable
-    from .nvrtc import nvrtc_version
     try:
         nvrtc = nvrtc_version()
     except BackendUnavailable:  # only a launcher that needs no CUBIN gets this far without NVRTC
