@@ -15,7 +15,6 @@ from pathlib import Path
 from ..fsutil import atomic_write_bytes
 
 KERNEL_DIR = Path(__file__).resolve().parent
-SOURCES = ("propagate.h", "propagate.cu", "propagate_host.cpp")
 
 
 def cache_dir() -> Path:

@@ -93,7 +93,9 @@ def read_cubin(image: bytes) -> tuple[tuple[int, int], dict[str, CubinKernel]]:
             fmt, attr, value = struct.unpack_from("<BBH", image, p)
             p += 4
             if fmt == _EIFMT_SVAL:
-                if attr == _KPARAM_INFO:  # u32 index, u16 ordinal, u16 offset, u32 (size in bits 18-31)
+                # EIATTR_KPARAM_INFO: u32 index, u16 ordinal, u16 offset, u32 (size in bits 18-31); the
+                # layout matches the known signatures of all five kernels (test_argument_table_matches_the_kernels)
+                if attr == _KPARAM_INFO:
                     _, ordinal, poff, bits = struct.unpack_from("<IHHI", image, p)
                     params.append((ordinal, poff, (bits >> 18) & 0x3FFF))
                 p += value
