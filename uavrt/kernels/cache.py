@@ -14,7 +14,6 @@ from pathlib import Path
 from ..fsutil import atomic_write_bytes, cache_root
 
 KERNEL_DIR = Path(__file__).resolve().parent
-SOURCES = ("propagate.h", "propagate.cu", "propagate_host.cpp")
 
 
 def cache_dir() -> Path:
