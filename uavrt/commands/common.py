@@ -81,8 +81,10 @@ class Progress:
     def __init__(self, enabled=True):
         self.enabled, self.bars = enabled, {}
 
+    KINDS = ("video", "frames", "step")  # other kinds (window_*, written) are for machine readers
+
     def __call__(self, kind, done, total):
-        if not self.enabled:
+        if not self.enabled or kind not in self.KINDS:
             return
         from tqdm import tqdm
         if kind == "video":
@@ -102,3 +104,62 @@ class Progress:
         for b in self.bars.values():
             b.close()
         self.bars = {}
+
+
+class JsonProgress:
+    """`--progress json`: one JSON object per event on stderr (one line each, flushed).
+
+    Every object has "event" (the progress kind), "t" (seconds since start) and "peak_rss_mb"
+    (and "peak_gpu_mb" on CUDA). window_started / window_finished / window_resumed carry the
+    window's frame span "start", "stop"; step: "step", "steps"; frames (frames computed, in
+    order) and written (frames encoded): "done", "total" and "eta_s" (from this run's rate).
+    """
+
+    def __init__(self, stream=None):
+        import time
+        self._clock = time.monotonic
+        self._t0 = self._clock()
+        self._stream = stream or sys.stderr
+        self._total = None
+        self._rate_from = None  # (t, frames) of the first frames event: resumed windows come fast
+
+    def __call__(self, kind, done, total):
+        import json
+        t = self._clock() - self._t0
+        ev = {"event": kind, "t": round(t, 3)}
+        if kind.startswith("window"):
+            ev.update(start=done, stop=total)
+        elif kind == "step":
+            ev.update(step=done, steps=total)
+        else:
+            if kind == "video":
+                self._total = total
+            total = total if total is not None else self._total
+            ev.update(done=done, total=total)
+            if kind in ("frames", "written") and total:
+                if self._rate_from is None:
+                    self._rate_from = (t, done)
+                t1, d1 = self._rate_from
+                if done > d1 and t > t1:
+                    ev["eta_s"] = round((total - done) * (t - t1) / (done - d1), 1)
+        ev.update(_peak_memory())
+        print(json.dumps(ev), file=self._stream, flush=True)
+
+    def close(self):
+        pass
+
+
+def _peak_memory() -> dict:
+    import resource
+    out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}  # KiB on Linux
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
+    return out
+
+
+def make_progress(kind: str | None):
+    """bar (the default), json or none."""
+    if kind == "json":
+        return JsonProgress()
+    return Progress(kind != "none")

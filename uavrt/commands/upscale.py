@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from fractions import Fraction
 from pathlib import Path
 
 from ..errors import ConfigError
-from .common import Progress, add_model_args, add_run_args, build_upscaler, run_config
+from .common import add_model_args, make_progress, add_run_args, build_upscaler, run_config
 
 
 def add_parser(sub):
@@ -18,10 +19,61 @@ def add_parser(sub):
     u.add_argument("--codec", default="libx264", help="libx264 | libx265 | ffv1 | prores_ks | libx264rgb")
     u.add_argument("--crf", type=int, default=None)
     u.add_argument("--fps", type=Fraction, default=None, help="frame rate for image-folder inputs (default 30)")
-    u.add_argument("-q", "--quiet", action="store_true")
+    u.add_argument("-q", "--quiet", action="store_true", help="no progress output (same as --progress none)")
+    u.add_argument("--progress", default=None, choices=("bar", "json", "none"),
+                   help="bar (default): progress bars; json: one JSON object per event on stderr")
+    g = u.add_argument_group("long jobs (resume) and previews (a segment)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the job in the job folder (refused when there is none); without it a "
+                        "matching job folder is continued anyway, a new one is started otherwise")
+    g.add_argument("--restart", action="store_true", help="discard the job folder's finished windows first")
+    g.add_argument("--no-job-state", action="store_true",
+                   help="keep no job folder (a killed run starts again from the first window)")
+    g.add_argument("--job-dir", default=None, help="job folder (default: OUTPUT.uavrt-job beside the output)")
+    g.add_argument("--start", default=None, type=_start,
+                   help="first frame: an index (120) or a time (12.5s, 1:02.5, 0:01:02.5)")
+    g.add_argument("--frames", type=int, default=None, help="process N frames from --start")
+    g.add_argument("--duration", type=_seconds, default=None, help="process this many seconds from --start")
     add_model_args(u)
     add_run_args(u)
     u.set_defaults(func=run)
+
+
+def _seconds(text: str) -> Fraction:
+    """12.5 / 12.5s / 1:02.5 / 0:01:02.5 -> seconds (exact)."""
+    t = text.strip().lower().removesuffix("s")
+    try:
+        parts = [Fraction(x) for x in t.split(":")]
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"expected seconds like 12.5, 12.5s or 1:02.5, got {text!r}") from None
+    if len(parts) > 3 or any(p < 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected seconds like 12.5, 12.5s or 1:02.5, got {text!r}")
+    value = Fraction(0)
+    for p in parts:
+        value = value * 60 + p
+    return value
+
+
+def _start(text: str):
+    """A plain integer is a frame index; anything with a unit, a point or colons is a time."""
+    if text.strip().isdigit():
+        return int(text)
+    return _seconds(text)
+
+
+def _segment(a):
+    from ..runtime.files import Segment
+    if a.start is None and a.frames is None and a.duration is None:
+        return None
+    start_frame = a.start if isinstance(a.start, int) else None
+    start_s = a.start if isinstance(a.start, Fraction) else None
+    return Segment(start_frame=start_frame, start_s=start_s, frames=a.frames, duration_s=a.duration)
+
+
+def _resume_mode(a):
+    if sum([a.resume, a.restart, a.no_job_state]) > 1:
+        raise ConfigError("--resume/--restart/--no-job-state", "more than one", "at most one of them")
+    return None if a.no_job_state else "resume" if a.resume else "restart" if a.restart else "auto"
 
 
 def run(a) -> int:
@@ -29,6 +81,7 @@ def run(a) -> int:
     from ..runtime.files import OutputConfig, list_inputs, upscale_file
     from ..runtime.video import is_folder_target
     cfg = run_config(a)
+    segment, mode = _segment(a), _resume_mode(a)
     inputs = list_inputs(a.input)
     if not inputs[0].exists():
         raise ConfigError("INPUT", str(a.input), "an existing video file, image folder or folder of videos")
@@ -41,10 +94,14 @@ def run(a) -> int:
     if up.info.get("demo"):
         from ..models.demo import DEMO_NOTICE
         print(f"uavrt: {DEMO_NOTICE}", file=sys.stderr)
+    if a.job_dir and len(jobs) > 1:
+        raise ConfigError("--job-dir", a.job_dir, "no --job-dir with a folder of videos (each output keeps "
+                          "its job folder beside it)")
     for src, dst in jobs:
-        prog = Progress(not a.quiet)
+        prog = make_progress("none" if a.quiet else a.progress)
         try:
-            upscale_file(up, src, dst, OutputConfig(codec=a.codec, crf=a.crf, overwrite=a.overwrite, fps=a.fps), prog)
+            upscale_file(up, src, dst, OutputConfig(codec=a.codec, crf=a.crf, overwrite=a.overwrite, fps=a.fps), prog,
+                         segment=segment, resume=mode, job_dir=a.job_dir)
         finally:
             prog.close()
         print(f"wrote {dst}")

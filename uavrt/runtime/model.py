@@ -71,7 +71,10 @@ def load_model(weights_dir, backend: BackendConfig = BackendConfig(), *, vae: st
     ddim_cfg, lr_cfg = scheduler_configs(weights_dir)
     text_dtype = torch.float16 if backend.precision == "fp16" and device.type == "cuda" else torch.float32
     text = TextEncoder.from_folders(f"{weights_dir}/text_encoder", f"{weights_dir}/tokenizer", device, text_dtype)
-    info = {"weights": str(weights_dir), "backend": be.name, "vae": f"vae_{vae}", "unet_hash": unet.weights_hash}
+    # the model's identity: everything loaded that changes results (a resumed job checks it)
+    info = {"weights": str(weights_dir), "backend": be.name, "vae": f"vae_{vae}", "unet_hash": unet.weights_hash,
+            "vae_hash": vae_net.weights_hash, "raft_hash": raft_net.weights_hash if with_raft else None,
+            "precision": backend.precision, "device": str(device), "engines": backend.engines}
     return Model.assemble(unet=be.load_network(specs.UNET, unet),
                           vae=be.load_network(specs.get_spec(f"vae_{vae}"), vae_net), raft=raft,
                           scheduler_config=ddim_cfg, low_res_scheduler_config=lr_cfg,

@@ -51,11 +51,14 @@ class Done:
 
 
 def windowed(frames: Iterable[np.ndarray], submit: Callable, window: int, overlap: int,
-             in_flight: int = 1) -> Iterator[np.ndarray]:
+             in_flight: int = 1, first_index: int = 0) -> Iterator[np.ndarray]:
     """Yield the upscaled uint8 frames in order.
 
     submit(chunk: uint8 [T, h, w, 3], span: Span, float_frames: frozenset[int]) -> handle with
-    `.result() -> WindowOutput`.
+    `.result() -> WindowOutput`. Frame indices (spans, float_frames, WindowOutput.blend keys) are
+    absolute: the first frame of `frames` is frame `first_index` of its video (a segment of a
+    longer video keeps the indices, hence the per-frame noise, of the full run). Windows are laid
+    out from the first frame given.
     """
     it = iter(frames)
     buf: dict = {}  # frame index -> input frame, from the oldest unsubmitted window on
@@ -65,14 +68,15 @@ def windowed(frames: Iterable[np.ndarray], submit: Callable, window: int, overla
         nonlocal n_read, eof
         while not eof and n_read < n:
             try:
-                buf[n_read] = next(it)
+                buf[first_index + n_read] = next(it)
                 n_read += 1
             except StopIteration:
                 eof = True
 
     def span_of(k: int) -> Span | None:
         read_to(k * (window - overlap) + window)
-        return window_span(k, n_read, eof, window, overlap) if n_read else None
+        s = window_span(k, n_read, eof, window, overlap) if n_read else None
+        return None if s is None else Span(first_index + s.start, first_index + s.stop)
 
     queue: collections.deque = collections.deque()  # (span, next span, handle), oldest first
     pending: dict = {}  # frame index -> float output kept for the next window's cross-fade
@@ -102,7 +106,7 @@ def windowed(frames: Iterable[np.ndarray], submit: Callable, window: int, overla
         chunk = np.stack([buf[f] for f in cur])
         queue.append((cur, nxt, submit(chunk, cur, wanted)))
         last = cur
-        keep_from = nxt.start if nxt is not None else n_read
+        keep_from = nxt.start if nxt is not None else first_index + n_read
         for f in [f for f in buf if f < keep_from]:
             del buf[f]  # no later window reads it
         while len(queue) >= max(1, in_flight):

@@ -143,25 +143,39 @@ class Upscaler:
         if shape is not None and frame.shape != shape:
             raise InputError(f"frame {index} has shape {frame.shape}, earlier frames {shape}")
 
+    def local_submit(self, progress: Callable | None = None) -> Callable:
+        """The default `submit` of runtime/stream.windowed: each window computed here, now.
+
+        Progress events (kind, done, total): ("window_started" | "window_finished", span.start,
+        span.stop), ("step", i, steps) from the loop, ("frames", span.stop, None) once a window
+        is done. Wrap it to send windows elsewhere or to keep them (runtime/jobstate.py).
+        """
+        def local(chunk, span, float_frames):
+            if progress:
+                progress("window_started", span.start, span.stop)
+            out = self.process_window(chunk, span, float_frames, progress)
+            if progress:
+                progress("window_finished", span.start, span.stop)
+                progress("frames", span.stop, None)
+            return Done(out)
+        return local
+
     def stream(self, frames: Iterable[np.ndarray], progress: Callable | None = None, submit: Callable | None = None,
-               in_flight: int = 1) -> Iterator[np.ndarray]:
+               in_flight: int = 1, first_index: int = 0) -> Iterator[np.ndarray]:
         """uint8 [h, w, 3] frames in, uint8 [4h, 4w, 3] frames out, in order, in bounded memory.
 
         submit: where windows run (default: here, now); see runtime/stream.windowed.
+        first_index: the absolute index of the first frame (a segment of a longer video): noise
+        is drawn per absolute frame index, so a frame gets the noise it gets in the full run.
         """
         first = {}
 
         def checked():
             for i, f in enumerate(frames):
-                self.check_frame(f, i, first.get("shape"))
+                self.check_frame(f, first_index + i, first.get("shape"))
                 first.setdefault("shape", f.shape)
                 yield f
 
-        def local(chunk, span, float_frames):
-            out = self.process_window(chunk, span, float_frames, progress)
-            if progress:
-                progress("frames", span.stop, None)
-            return Done(out)
-
         w = self.cfg.window
-        yield from windowed(checked(), submit or local, w.frames, w.overlap, in_flight)
+        yield from windowed(checked(), submit or self.local_submit(progress), w.frames, w.overlap, in_flight,
+                            first_index)

@@ -39,8 +39,14 @@ def _muxable(format_name: str, stream) -> str | None:
 
 
 class StreamCopier:
-    def __init__(self, source, output):
+    """trim=True keeps only the packets that start within the written video's time range (a
+    segment of the input): packets before the first frame are dropped, and the writer stops
+    copying at the last frame's end. The cut is at packet granularity (an AAC packet is 1024
+    samples, 21 ms at 48 kHz); a subtitle cue that starts before the segment is not kept."""
+
+    def __init__(self, source, output, trim: bool = False):
         self.source = str(source)
+        self.trim = trim
         try:
             self._src = av.open(self.source)
         except (av.FFmpegError, ValueError, OSError) as e:
@@ -108,8 +114,9 @@ class StreamCopier:
             return pkt
         return None
 
-    def mux_until(self, t_s: Fraction | None, shift_s: Fraction) -> None:
-        """Mux copied packets whose (input) time is <= t_s; all that remain when t_s is None."""
+    def mux_until(self, t_s: Fraction | None, shift_s: Fraction, before: bool = False) -> None:
+        """Mux copied packets whose (input) time is <= t_s (< t_s when `before`); all that remain
+        when t_s is None. With trim, packets earlier than shift_s (the first frame) are dropped."""
         if not self._map:
             return
         while True:
@@ -124,9 +131,12 @@ class StreamCopier:
                     return
             pkt = self._pending
             ts = pkt.dts if pkt.dts is not None else pkt.pts
-            if t_s is not None and ts * pkt.time_base > t_s:
+            t = ts * pkt.time_base
+            if t_s is not None and (t > t_s or (before and t >= t_s)):
                 return
             self._pending = None
+            if self.trim and t < shift_s:
+                continue  # before the segment
             self._mux(pkt, shift_s)
 
     def _mux(self, pkt, shift_s: Fraction) -> None:

@@ -64,9 +64,11 @@ def is_folder_target(path) -> bool:
 class VideoWriter:
     def __init__(self, path, *, fps, time_base=None, codec: str | None = DEFAULT_CODEC, crf: int | None = None,
                  pix_fmt: str | None = None, overwrite: bool = False, copy_streams_from: str | None = None,
-                 options: dict | None = None, sample_aspect_ratio=None):
+                 options: dict | None = None, sample_aspect_ratio=None, trim_copied_streams: bool = False):
         """codec: one of encoders.ENCODERS for files. A folder target always gets PNG frames; it
-        accepts codec 'png', None or the default 'libx264' (so one CLI default serves both)."""
+        accepts codec 'png', None or the default 'libx264' (so one CLI default serves both).
+        trim_copied_streams: copy only the audio/subtitle packets within the written frames' time
+        range (the output is a segment of the input)."""
         self.fps = _fraction("fps", fps)
         self.time_base = _fraction("time_base", time_base) if time_base is not None else 1 / self.fps
         self._default_duration = max(1, round(1 / (self.fps * self.time_base)))
@@ -89,7 +91,7 @@ class VideoWriter:
         else:
             choice = resolve_encoder(codec or DEFAULT_CODEC, crf, pix_fmt, options)
             self._sink = _ContainerSink(path, choice, self.fps, self.time_base, overwrite,
-                                        copy_streams_from, sample_aspect_ratio)
+                                        copy_streams_from, sample_aspect_ratio, trim_copied_streams)
         self.path = self._sink.target
 
     # -- phase: write -------------------------------------------------------------------------
@@ -173,8 +175,10 @@ class _ContainerSink:
     """One encoded video stream (+ copied streams) in a temp file renamed on success."""
 
     def __init__(self, path, choice, fps: Fraction, time_base: Fraction, overwrite: bool,
-                 copy_from, sar):
+                 copy_from, sar, trim: bool = False):
         self.target = Path(path)
+        self._trim = trim
+        self._end_s = None  # input time of the end of the last frame written
         self._choice = choice
         self._atomic = atomic_path(self.target, overwrite)
         tmp = self._atomic.__enter__()  # OutputExistsError here, before any work
@@ -214,7 +218,7 @@ class _ContainerSink:
             self._out.options["movflags"] = "+faststart"  # moov first: plays while downloading
         self._sar = _fraction("sample_aspect_ratio", sar) if sar is not None else None
         if copy_from is not None:
-            self._copier = StreamCopier(copy_from, self._out)
+            self._copier = StreamCopier(copy_from, self._out, trim=self._trim)
 
     def start(self, width: int, height: int) -> None:
         check_frame_size(width, height, self._choice.pix_fmt)
@@ -229,6 +233,7 @@ class _ContainerSink:
         frame.pts, frame.time_base, frame.duration = pts, time_base, duration
         for packet in self._stream.encode(frame):
             self._out.mux(packet)
+        self._end_s = (pts + duration) * time_base + shift_s
         if self._copier is not None:  # interleave: copied packets up to this frame's input time
             self._copier.mux_until(pts * time_base + shift_s, shift_s)
 
@@ -236,7 +241,10 @@ class _ContainerSink:
         for packet in self._stream.encode(None):
             self._out.mux(packet)
         if self._copier is not None:
-            self._copier.mux_until(None, shift_s)
+            if self._trim:
+                self._copier.mux_until(self._end_s, shift_s, before=True)
+            else:
+                self._copier.mux_until(None, shift_s)
             self._copier.close()
         self._out.close()
         self._out = None
