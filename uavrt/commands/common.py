@@ -121,7 +121,7 @@ class JsonProgress:
         self._t0 = self._clock()
         self._stream = stream or sys.stderr
         self._total = None
-        self._rate_from = None  # (t, frames) of the first frames event: resumed windows come fast
+        self._rate_from = {}  # kind -> (t, done) of its first event: the rate is this run's own
 
     def __call__(self, kind, done, total):
         import json
@@ -137,13 +137,15 @@ class JsonProgress:
             total = total if total is not None else self._total
             ev.update(done=done, total=total)
             if kind in ("frames", "written") and total:
-                if self._rate_from is None:
-                    self._rate_from = (t, done)
-                t1, d1 = self._rate_from
+                t1, d1 = self._rate_from.setdefault(kind, (t, done))
                 if done > d1 and t > t1:
                     ev["eta_s"] = round((total - done) * (t - t1) / (done - d1), 1)
         ev.update(_peak_memory())
         print(json.dumps(ev), file=self._stream, flush=True)
+
+    def notice(self, message: str):
+        import json
+        print(json.dumps({"event": "notice", "message": message}), file=self._stream, flush=True)
 
     def close(self):
         pass

@@ -90,10 +90,16 @@ def run(a) -> int:
     for _, dst in jobs:  # refuse before loading anything
         if not is_folder_target(dst):
             check_writable(dst, a.overwrite)
+    if a.quiet or a.progress in ("json", "none"):
+        from transformers.utils import logging as hf_logging
+        hf_logging.disable_progress_bar()  # its weight-loading bar would break one-JSON-object-per-line
     up = build_upscaler(a, cfg)
     if up.info.get("demo"):
         from ..models.demo import DEMO_NOTICE
-        print(f"uavrt: {DEMO_NOTICE}", file=sys.stderr)
+        if a.progress == "json" and not a.quiet:
+            make_progress("json").notice(DEMO_NOTICE)
+        else:
+            print(f"uavrt: {DEMO_NOTICE}", file=sys.stderr)
     if a.job_dir and len(jobs) > 1:
         raise ConfigError("--job-dir", a.job_dir, "no --job-dir with a folder of videos (each output keeps "
                           "its job folder beside it)")

@@ -121,6 +121,8 @@ def _encode(upscaler, src, dst, out, progress, submit, in_flight, segment, Video
         if segment is not None and total is not None:
             total = max(0, total - (segment.start_frame or 0))
             total = min(total, segment.frames) if segment.frames is not None else total
+        elif segment is not None and segment.frames is not None:
+            total = segment.frames  # at most
         if progress:
             progress("video", 0, total)
         pts = collections.deque()
