@@ -123,15 +123,17 @@ def test_changed_setting_or_input_is_refused_naming_the_field(up, clip, tmp_path
     err = capsys.readouterr().err
     line = [x for x in err.splitlines() if "error" in x]
     assert len(line) == 1 and "run.sampler.seed=11" in line[0] and "10" in line[0] and "--restart" in line[0]
+    st = src.stat()
     os.utime(src, ns=(1, 1))
     assert main(["upscale", str(src), "-o", str(out), *RUN, "-q"]) == 2
     assert "input.mtime_ns" in capsys.readouterr().err
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert sorted(p.name for p in job.iterdir()) == before and not out.exists()  # nothing touched
     up11 = up.with_config(dataclasses.replace(up.cfg, sampler=dataclasses.replace(up.cfg.sampler, seed=11)))
     with pytest.raises(ConfigError, match="run.sampler.seed"):  # the library refuses the same way
         upscale_file(up11, src, out, OutputConfig(codec="ffv1"), resume="auto")
-    upscale_file(up11, src, out, OutputConfig(codec="ffv1"), resume="restart")
-    assert out.exists() and not job.exists()
+    with JobState.open(job, job_key(src, up11.cfg, up11.info), mode="restart") as state:
+        assert state.resumed == 0 and not list(job.glob("window_*"))  # --restart: the old windows are gone
 
 
 def test_resume_without_a_job_is_refused(clip, tmp_path, capsys):

@@ -145,7 +145,8 @@ class JsonProgress:
 
     def notice(self, message: str):
         import json
-        print(json.dumps({"event": "notice", "message": message}), file=self._stream, flush=True)
+        ev = {"event": "notice", "t": round(self._clock() - self._t0, 3), "message": message, **_peak_memory()}
+        print(json.dumps(ev), file=self._stream, flush=True)
 
     def close(self):
         pass
