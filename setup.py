@@ -25,6 +25,9 @@ setup(
         "kernels": ["cuda-bindings>=13,<14", "nvidia-cuda-nvrtc>=13,<14", "nvidia-cuda-runtime>=13,<14",
                     "cuda-pathfinder>=1.2"],
         "trt": ["tensorrt>=11", "polygraphy>=0.49"],
+        # ray alone (no [default]: no dashboard server); add torch==2.13.0 to the pip command so
+        # pip keeps your torch build
+        "ray": ["ray>=2.40,<3", "psutil"],
         "bench": ["psutil", "matplotlib"],
         "test": ["pytest>=8", "psutil", "matplotlib"],
     },
