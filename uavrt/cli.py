@@ -100,6 +100,12 @@ class _Progress:
             self.close()
             self.bars["frames"] = tqdm(total=total, unit="frame", desc="frames", position=0)
             return
+        if kind == "workers":  # a cluster's per-worker throughput, shown beside the windows bar
+            bar = self.bars.get("windows")
+            if bar is not None:
+                bar.set_postfix_str(" ".join(f"{n.rsplit('-', 1)[-1]}:{w['fps'] or 0:.2f}fps"
+                                             for n, w in total.items()), refresh=True)
+            return
         bar = self.bars.get(kind)
         if bar is None or (kind == "step" and done == 1):
             if bar is not None:
@@ -112,6 +118,28 @@ class _Progress:
         for b in self.bars.values():
             b.close()
         self.bars = {}
+
+
+class _JsonProgress:
+    """One JSON object per progress event on stderr (for machines): {"event", "done", "total", "t"}
+    and, for a cluster, {"event": "workers", "workers": {name: {windows, frames, fps, state}}}."""
+
+    def __init__(self):
+        import time
+        self.t0 = time.monotonic()
+
+    def __call__(self, kind, done, total):
+        import json
+        import time
+        ev = {"event": kind, "t": round(time.monotonic() - self.t0, 3)}
+        if kind == "workers":
+            ev["workers"] = total
+        else:
+            ev.update(done=done, total=total)
+        print(json.dumps(ev), file=sys.stderr, flush=True)
+
+    def close(self):
+        pass
 
 
 def cmd_upscale(a):
@@ -127,16 +155,39 @@ def cmd_upscale(a):
     for _, dst in jobs:  # refuse before loading anything
         if not is_folder_target(dst):
             check_writable(dst, a.overwrite)
+    output = OutputConfig(codec=a.codec, crf=a.crf, overwrite=a.overwrite, fps=a.fps)
+    if a.ray is not None:
+        return _upscale_on_ray(a, cfg, jobs, output)
     up = build_upscaler(a, cfg)
     if up.info.get("demo"):
         print("uavrt: DEMO MODEL (tiny, random weights): the output shows the pipeline runs, it is not an upscale",
               file=sys.stderr)
     for src, dst in jobs:
-        prog = _Progress(not a.quiet)
+        prog = _JsonProgress() if a.json_progress else _Progress(not a.quiet)
         try:
-            upscale_file(up, src, dst, OutputConfig(codec=a.codec, crf=a.crf, overwrite=a.overwrite, fps=a.fps), prog)
+            upscale_file(up, src, dst, output, prog)
         finally:
             prog.close()
+        print(f"wrote {dst}")
+    return 0
+
+
+def _upscale_on_ray(a, cfg, jobs, output):
+    from .cluster import ClusterOptions, upscale_many
+    if a.demo == bool(a.weights):
+        raise ConfigError("--weights", a.weights, "a weights folder, or --demo (exactly one of them)")
+    if a.demo:
+        print("uavrt: DEMO MODEL (tiny, random weights): the output shows the pipeline runs, it is not an upscale",
+              file=sys.stderr)
+    opts = ClusterOptions(workers=a.workers, frames=a.ray_frames)
+    prog = _JsonProgress() if a.json_progress else _Progress(not a.quiet)
+    try:
+        done = upscale_many([s for s, _ in jobs], [d for _, d in jobs], cfg, backend_config(a), weights=a.weights,
+                            demo=a.demo, vae=a.vae, out=output, cluster=None if a.ray == "local" else a.ray,
+                            options=opts, progress=prog)
+    finally:
+        prog.close()
+    for dst in done:
         print(f"wrote {dst}")
     return 0
 
@@ -199,6 +250,15 @@ def build_parser():
     u.add_argument("--crf", type=int, default=None)
     u.add_argument("--fps", type=Fraction, default=None, help="frame rate for image-folder inputs (default 30)")
     u.add_argument("-q", "--quiet", action="store_true")
+    u.add_argument("--json-progress", action="store_true", help="one JSON object per progress event on stderr")
+    r = u.add_argument_group("many GPUs and machines (Ray)")
+    r.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run the windows on Ray workers: no ADDRESS starts a local cluster; 'auto' or HOST:PORT "
+                        "joins one started with `ray start --head`")
+    r.add_argument("--workers", type=int, default=None,
+                   help="Ray workers (default: one per GPU of the cluster, or one per CPU on a CPU cluster)")
+    r.add_argument("--ray-frames", default="ship", help="ship (driver sends the frames) | shared (workers read the "
+                                                         "input from the same path, a shared filesystem)")
     _add_model_args(u)
     _add_run_args(u)
     u.set_defaults(func=cmd_upscale)

@@ -12,7 +12,7 @@ upscaled windows back in order and does the cross-fade and the encode exactly as
 Ray is imported only when a cluster is used (the `[ray]` extra).
 """
 
-from .jobs import ClusterOptions, upscale_many
+from .jobs import Cluster, ClusterOptions, upscale_many
 from .worker import ModelSpec
 
-__all__ = ["ClusterOptions", "ModelSpec", "upscale_many"]
+__all__ = ["Cluster", "ClusterOptions", "ModelSpec", "upscale_many"]

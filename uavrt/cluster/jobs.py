@@ -88,6 +88,129 @@ class _Progress:
             self.progress("workers", len(stats), stats)
 
 
+class _Driver:
+    """The driver's side of the model: settings only (the networks live in the workers)."""
+
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg
+
+
+class Cluster:
+    """A pool of loaded workers on a Ray cluster, kept across jobs (a serving stack's handle):
+
+        with Cluster(ModelSpec(weights="W", run=cfg, backend=be), address="auto") as c:
+            c.upscale_many(["a.mp4"], ["a_x4.mp4"])             # the model stays loaded
+            c.upscale_many(["b.mp4"], ["b_x4.mp4"], run_cfg=other)   # other settings, same workers
+    """
+
+    def __init__(self, model: ModelSpec, address: str | None = None, options: ClusterOptions = ClusterOptions()):
+        self.model, self.address, self.options = model, address, options
+        self.pool, self.workers, self._session = None, [], None
+
+    def __enter__(self) -> "Cluster":
+        opts, be = self.options, self.model.backend
+        gpus = opts.gpus_per_worker
+        if gpus is None:
+            gpus = 1 if be.device.startswith("cuda") else 0
+        local = opts.workers or (1 if gpus else max(1, int((os.cpu_count() or 1) // opts.cpus_per_worker)))
+        self._session = connect(self.address, num_cpus=None if gpus else int(local * opts.cpus_per_worker + 0.999),
+                                namespace=opts.namespace,
+                                object_store_bytes=opts.object_store_mb * 2 ** 20 if opts.object_store_mb else None)
+        self.ray, self.namespace = self._session.__enter__()
+        try:
+            self._progress = None
+            self.pool = WorkerPool(self.ray, UpscaleWorker, self.model, _count_workers(self.ray, opts, gpus),
+                                   namespace=self.namespace, num_gpus=gpus, num_cpus=opts.cpus_per_worker,
+                                   max_restarts=opts.max_restarts, max_attempts=opts.max_attempts,
+                                   window_timeout_s=opts.window_timeout_s, on_window=self._on_window)
+            self.workers = self.pool.wait_ready(opts.ready_timeout_s)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+        if self._session is not None:
+            session, self._session = self._session, None
+            session.__exit__(None, None, None)
+
+    def _on_window(self, stats):
+        if self._progress is not None:
+            self._progress(stats)
+
+    def stats(self) -> dict:
+        return self.pool.stats()
+
+    def upscale_many(self, paths: Sequence, outputs: Sequence, run_cfg: RunConfig | None = None, out=None,
+                     progress: Callable | None = None, frames: str | None = None) -> list:
+        """Each video of `paths` into the same position of `outputs`; returns the output paths.
+        frames: "ship" | "shared" for this job (default: the cluster's options)."""
+        from ..fsutil import check_writable
+        from ..runtime.files import OutputConfig
+        from ..runtime.plan import window_spans
+        from ..runtime.video import is_folder_target, probe
+        from ._seam import upscale_file  # PROVISIONAL: runtime.files.upscale_file(submit=) on main
+
+        run_cfg, out, opts = run_cfg or self.model.run, out or OutputConfig(), self.options
+        frames = check_choice("frames", frames or opts.frames, FRAME_SOURCES)
+        paths, outputs = [Path(p) for p in paths], [Path(p) for p in outputs]
+        if len(paths) != len(outputs) or not paths:
+            raise ConfigError("outputs", [str(p) for p in outputs], f"one output per input ({len(paths)} inputs)")
+        for p in paths:
+            if not p.exists():
+                raise ConfigError("INPUT", str(p), "an existing video file or image folder")
+        for dst in outputs:  # refuse before any work
+            if not is_folder_target(dst):
+                check_writable(dst, out.overwrite)
+        total = 0
+        for p in paths:
+            n = probe(p).num_frames
+            total = None if (total is None or not n) else \
+                total + len(window_spans(n, run_cfg.window.frames, run_cfg.window.overlap))
+        pool, n_workers = self.pool, len(self.pool.slots)
+        at_once = max(1, min(len(paths), opts.videos_at_once or n_workers))
+        in_flight = max(1, (opts.in_flight or 2 * n_workers) // at_once)
+        cfg_ref = self.ray.put(run_cfg)  # one copy in the object store, not one per window
+        abort = threading.Event()
+        driver = _Driver(run_cfg)
+
+        def one(src: Path, dst: Path):
+            def submit(chunk, span, float_frames):
+                if abort.is_set():
+                    raise _Stopped("stopped: another video of this job failed")
+                label = f"{src.name}[{span.start}:{span.stop}]"
+                if frames == "shared":
+                    return pool.submit("process_file", cfg_ref, str(src.resolve()), span, float_frames,
+                                       chunk_digest(chunk), label=label)
+                return pool.submit("process", cfg_ref, chunk, span, float_frames, label=label)
+            try:
+                return upscale_file(driver, src, dst, out, progress if at_once == 1 else None,
+                                    submit=submit, in_flight=in_flight)
+            except BaseException:
+                abort.set()
+                raise
+
+        self._progress = _Progress(progress, total)
+        try:
+            if at_once == 1:
+                return [one(s, d) for s, d in zip(paths, outputs)]
+            with ThreadPoolExecutor(at_once, thread_name_prefix="uavrt-video") as ex:
+                futures = [ex.submit(one, s, d) for s, d in zip(paths, outputs)]
+                errors = [f.exception() for f in futures]
+            first = next((e for e in errors if e is not None and not isinstance(e, _Stopped)), None)
+            if first is not None or any(errors):
+                raise first or next(e for e in errors if e is not None)
+            return [f.result() for f in futures]
+        finally:
+            self._progress = None
+
+
 def upscale_many(paths: Sequence, outputs: Sequence, run_cfg: RunConfig = RunConfig(),
                  backend_cfg: BackendConfig = BackendConfig(), *, weights: str | None = None, demo: bool = False,
                  vae: str = "3d", out=None, cluster: str | None = None,
@@ -98,82 +221,17 @@ def upscale_many(paths: Sequence, outputs: Sequence, run_cfg: RunConfig = RunCon
     cluster: None starts a local cluster for this call; "auto" / "HOST:PORT" / "ray://..." joins
     one (`ray start --head`); a process already connected to Ray is used as is. The weights
     folder must be at the same path on every node (or use demo=True). Each output is the same
-    file, byte for byte, as `upscale_file` on one machine with the same settings.
-    report: a dict filled with the workers' info and stats (for benchmarks and tests).
+    file, byte for byte, as `upscale_file` on one machine with the same settings and torch
+    threads. report: a dict filled with the workers' info and stats (benchmarks, tests).
+    To keep the workers loaded across calls, use `Cluster`.
     """
-    from ..fsutil import check_writable
-    from ..runtime.files import OutputConfig, upscale_file
-    from ..runtime.plan import window_spans
-    from ..runtime.video import is_folder_target, probe
-
-    out = out or OutputConfig()
-    paths, outputs = [Path(p) for p in paths], [Path(p) for p in outputs]
-    if len(paths) != len(outputs) or not paths:
-        raise ConfigError("outputs", [str(p) for p in outputs], f"one output per input ({len(paths)} inputs)")
-    for p in paths:
-        if not p.exists():
-            raise ConfigError("INPUT", str(p), "an existing video file or image folder")
-    for dst in outputs:  # refuse before starting anything
-        if not is_folder_target(dst):
-            check_writable(dst, out.overwrite)
     spec = ModelSpec(weights=str(weights) if weights else None, demo=demo, vae=vae, run=run_cfg,
                      backend=backend_cfg, threads=options.threads)
-    total = 0
-    for p in paths:
-        n = probe(p).num_frames
-        total = None if (total is None or not n) else total + len(window_spans(n, run_cfg.window.frames,
-                                                                               run_cfg.window.overlap))
-    gpus = options.gpus_per_worker
-    if gpus is None:
-        gpus = 1 if backend_cfg.device.startswith("cuda") else 0
-    local_workers = options.workers or (1 if gpus else max(1, int((os.cpu_count() or 1) // options.cpus_per_worker)))
-    with connect(cluster, num_cpus=int(local_workers * options.cpus_per_worker + 0.999) if not gpus else None,
-                 namespace=options.namespace,
-                 object_store_bytes=options.object_store_mb * 2 ** 20 if options.object_store_mb else None) as (ray, ns):
-        n_workers = _count_workers(ray, options, gpus)
-        tracker = _Progress(progress, total)
-        pool = WorkerPool(ray, UpscaleWorker, spec, n_workers, namespace=ns, num_gpus=gpus,
-                          num_cpus=options.cpus_per_worker, max_restarts=options.max_restarts,
-                          max_attempts=options.max_attempts, window_timeout_s=options.window_timeout_s,
-                          on_window=tracker)
+    with Cluster(spec, cluster, options) as c:
+        if report is not None:
+            report["workers"] = c.workers
         try:
-            infos = pool.wait_ready(options.ready_timeout_s)
-            if report is not None:
-                report["workers"] = infos
-            at_once = max(1, min(len(paths), options.videos_at_once or n_workers))
-            in_flight = max(1, (options.in_flight or 2 * n_workers) // at_once)
-            cfg_ref = ray.put(run_cfg)  # one copy in the object store, not one per window
-            abort = threading.Event()
-            driver = _DriverUpscaler(run_cfg)
-
-            def one(src: Path, dst: Path):
-                def submit(chunk, span, float_frames):
-                    if abort.is_set():
-                        raise _Stopped("stopped: another video of this job failed")
-                    label = f"{src.name}[{span.start}:{span.stop}]"
-                    if options.frames == "shared":
-                        return pool.submit("process_file", cfg_ref, str(src.resolve()), span, float_frames,
-                                           chunk_digest(chunk), label=label)
-                    return pool.submit("process", cfg_ref, chunk, span, float_frames, label=label)
-                try:
-                    return upscale_file(driver, src, dst, out, progress if at_once == 1 else None,
-                                        submit=submit, in_flight=in_flight)
-                except BaseException:
-                    abort.set()
-                    raise
-
-            if at_once == 1:
-                done = [one(s, d) for s, d in zip(paths, outputs)]
-            else:
-                with ThreadPoolExecutor(at_once, thread_name_prefix="uavrt-video") as ex:
-                    futures = [ex.submit(one, s, d) for s, d in zip(paths, outputs)]
-                    errors = [f.exception() for f in futures]
-                first = next((e for e in errors if e is not None and not isinstance(e, _Stopped)), None)
-                if first is not None or any(errors):
-                    raise first or next(e for e in errors if e is not None)
-                done = [f.result() for f in futures]
-            if report is not None:
-                report["stats"] = pool.stats()
-            return done
+            return c.upscale_many(paths, outputs, run_cfg, out, progress)
         finally:
-            pool.close()
+            if report is not None:
+                report["stats"] = c.stats()

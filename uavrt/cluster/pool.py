@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -72,12 +73,14 @@ class WorkerPool:
         self.probation_s, self.on_window, self.namespace = probation_s, on_window, namespace
         self._lock = threading.RLock()
         self._errors = _system_errors(ray)
-        remote = ray.remote(worker_cls).options(num_gpus=num_gpus, num_cpus=num_cpus, max_restarts=max_restarts,
-                                                max_task_retries=0, namespace=namespace)
+        remote = ray.remote(worker_cls)
+        prefix = f"{name_prefix}-{uuid.uuid4().hex[:6]}"  # names stay unique while a killed pool is reaped
         self.slots = []
         for i in range(n):
-            name = f"{name_prefix}-{i}"
-            actor = remote.options(name=name).remote(spec, name)
+            name = f"{prefix}-{i}"
+            # max_task_retries=0: a failed window comes back to us, and we send it to ANOTHER worker
+            actor = remote.options(name=name, namespace=namespace, num_gpus=num_gpus, num_cpus=num_cpus,
+                                   max_restarts=max_restarts, max_task_retries=0).remote(spec, name)
             self.slots.append(_Slot(name, actor, ping=actor.ready.remote(), since=time.monotonic()))
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -233,7 +236,7 @@ class WorkerPool:
     # --- reporting --------------------------------------------------------------------------------
     def stats(self) -> dict:
         with self._lock:
-            return {s.name: {"state": s.state, "windows": s.windows, "frames": s.frames,
+            return {s.name: {"state": s.state, "windows": s.windows, "frames": s.frames, "inflight": len(s.inflight),
                              "fps": round(s.frames / s.busy_s, 3) if s.busy_s else None,
                              "failures": s.failures} for s in self.slots}
 

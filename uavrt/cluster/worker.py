@@ -18,6 +18,7 @@ import numpy as np
 
 from ..config import BackendConfig, RunConfig
 from ..errors import ConfigError, InputError
+from ._seam import process_window  # PROVISIONAL: Upscaler.process_window on main
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,12 @@ class UpscaleWorker:
 
     def process(self, cfg: RunConfig, chunk: np.ndarray, span, float_frames):
         t0 = time.perf_counter()
-        out = self._upscaler(cfg).process_window(chunk, span, float_frames)
+        # what crosses the network is checked where it arrives: a malformed window is an input error
+        if not (isinstance(chunk, np.ndarray) and chunk.dtype == np.uint8 and chunk.ndim == 4
+                and chunk.shape[3] == 3 and len(chunk) == span.size):
+            raise InputError(f"window {span.start}..{span.stop - 1}: expected uint8 frames [{span.size}, h, w, 3], "
+                             f"got {getattr(chunk, 'dtype', type(chunk).__name__)} {getattr(chunk, 'shape', '')}")
+        out = process_window(self._upscaler(cfg), chunk, span, float_frames)
         return out, {"worker": self.name, "seconds": time.perf_counter() - t0, "frames": len(chunk)}
 
     def process_file(self, cfg: RunConfig, src: str, span, float_frames, digest: int | None):
