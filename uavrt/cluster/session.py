@@ -35,7 +35,9 @@ def connect(address: str | None, *, num_cpus: int | None = None, num_gpus: int |
         yield ray, ray.get_runtime_context().namespace
         return
     namespace = namespace or f"uavrt-{uuid.uuid4().hex[:8]}"
-    kwargs = dict(namespace=namespace, log_to_driver=True, configure_logging=False)
+    # workers have no terminal: no progress bars in their logs (their errors still come back)
+    kwargs = dict(namespace=namespace, log_to_driver=True, configure_logging=False,
+                  runtime_env={"env_vars": {"TQDM_DISABLE": "1"}})
     if address is None:
         # a local cluster: no dashboard (another server and port), bounded shared memory
         kwargs.update(num_cpus=num_cpus if num_cpus is not None else os.cpu_count(), num_gpus=num_gpus,

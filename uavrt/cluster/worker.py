@@ -44,7 +44,13 @@ class ModelSpec:
             raise ConfigError("weights", self.weights, "a weights folder, or demo=True (exactly one of them)")
 
     def load(self):
+        from dataclasses import replace
+
         from ..runtime.upscaler import Upscaler
+        backend = self.backend
+        if backend.device.startswith("cuda:"):
+            # Ray gives each actor its own GPU(s) through CUDA_VISIBLE_DEVICES: index 0 is ours
+            backend = replace(backend, device="cuda")
         if self.threads:
             import torch
             torch.set_num_threads(self.threads)
@@ -56,8 +62,8 @@ class ModelSpec:
             with open(base / ".demo.lock", "w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 demo_weights_dir(self.demo_seed, with_raft=bool(self.run.sampler.propagation_steps))
-            return Upscaler.demo(self.run, self.backend, vae=self.vae, seed=self.demo_seed)
-        return Upscaler.from_weights(self.weights, self.run, self.backend, vae=self.vae)
+            return Upscaler.demo(self.run, backend, vae=self.vae, seed=self.demo_seed)
+        return Upscaler.from_weights(self.weights, self.run, backend, vae=self.vae)
 
 
 def chunk_digest(chunk: np.ndarray) -> int:
