@@ -43,6 +43,7 @@ def parse_args(argv=None):
     p.add_argument("--overlap", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--workers", default="1,2")
+    p.add_argument("--local-threads", default="1,2", help="torch threads of the local baselines (1 is needed)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     p.add_argument("--no-netns", action="store_true", help="already in a loopback-only namespace")
     return p.parse_args(argv)
@@ -105,7 +106,7 @@ def bench(a):
 
     # --- baselines: the local path, one process, 1 and 2 torch threads -------------------------
     up = Upscaler.demo(cfg)
-    for threads in (1, 2):
+    for threads in sorted(int(x) for x in a.local_threads.split(",")):
         torch.set_num_threads(threads)
         dst = work / f"local{threads}.mp4"
         upscale_file(up, src, dst, out)  # warm-up

@@ -179,6 +179,7 @@ class Cluster:
         cfg_ref = self.ray.put(run_cfg)  # one copy in the object store, not one per window
         abort = threading.Event()
         driver = _Driver(run_cfg)
+        sent: list = []  # this job's windows, to forget the unconsumed ones if it fails
 
         def one(src: Path, dst: Path):
             def submit(chunk, span, float_frames):
@@ -186,9 +187,12 @@ class Cluster:
                     raise _Stopped("stopped: another video of this job failed")
                 label = f"{src.name}[{span.start}:{span.stop}]"
                 if frames == "shared":
-                    return pool.submit("process_file", cfg_ref, str(src.resolve()), span, float_frames,
-                                       chunk_digest(chunk), label=label)
-                return pool.submit("process", cfg_ref, chunk, span, float_frames, label=label)
+                    h = pool.submit("process_file", cfg_ref, str(src.resolve()), span, float_frames,
+                                    chunk_digest(chunk), label=label)
+                else:
+                    h = pool.submit("process", cfg_ref, chunk, span, float_frames, label=label)
+                sent.append(h)
+                return h
             try:
                 return upscale_file(driver, src, dst, out, progress if at_once == 1 else None,
                                     submit=submit, in_flight=in_flight)
@@ -197,18 +201,24 @@ class Cluster:
                 raise
 
         self._progress = _Progress(progress, total)
+        ok = False
         try:
             if at_once == 1:
-                return [one(s, d) for s, d in zip(paths, outputs)]
-            with ThreadPoolExecutor(at_once, thread_name_prefix="uavrt-video") as ex:
-                futures = [ex.submit(one, s, d) for s, d in zip(paths, outputs)]
-                errors = [f.exception() for f in futures]
-            first = next((e for e in errors if e is not None and not isinstance(e, _Stopped)), None)
-            if first is not None or any(errors):
-                raise first or next(e for e in errors if e is not None)
-            return [f.result() for f in futures]
+                done = [one(s, d) for s, d in zip(paths, outputs)]
+            else:
+                with ThreadPoolExecutor(at_once, thread_name_prefix="uavrt-video") as ex:
+                    futures = [ex.submit(one, s, d) for s, d in zip(paths, outputs)]
+                    errors = [f.exception() for f in futures]
+                first = next((e for e in errors if e is not None and not isinstance(e, _Stopped)), None)
+                if first is not None or any(errors):
+                    raise first or next(e for e in errors if e is not None)
+                done = [f.result() for f in futures]
+            ok = True
+            return done
         finally:
             self._progress = None
+            if not ok:
+                pool.drop(sent)
 
 
 def upscale_many(paths: Sequence, outputs: Sequence, run_cfg: RunConfig = RunConfig(),

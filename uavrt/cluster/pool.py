@@ -199,7 +199,36 @@ class WorkerPool:
                 slot.ping, slot.retry_at = None, time.monotonic() + 0.5
             held = list(slot.inflight)
             slot.inflight.clear()
+        if not held:
+            return
+        # a window that finished before the death has its result in the object store (owned by
+        # the driver): keep it; if that object turns out lost, _result re-sends it then
+        done, _ = self.ray.wait([h.ref for h in held], num_returns=len(held), timeout=0)
+        done = set(done)
         for h in held:
+            if h.ref in done:
+                continue
+            h.errors.append(f"{slot.name}: {type(error).__name__}")
+            self._launch(h, exclude={slot.name})
+
+    def drop(self, handles):
+        """Forget windows a failed job will never consume (cancel them where they still wait)."""
+        for h in handles:
+            with self._lock:
+                if h.slot is not None:
+                    h.slot.inflight.discard(h)
+            try:
+                self.ray.cancel(h.ref)
+            except Exception:  # finished, or Ray cannot cancel it: it only costs that window's compute
+                pass
+
+    def _resend(self, h: WindowHandle, slot: _Slot, ref, error: Exception):
+        if h.ref is not ref:  # another window's failure already re-sent this one
+            return
+        self._failed(slot, error)
+        if h.ref is ref:  # its result was lost after it finished, or it was not held any more
+            with self._lock:
+                slot.inflight.discard(h)
             h.errors.append(f"{slot.name}: {type(error).__name__}")
             self._launch(h, exclude={slot.name})
 
@@ -216,12 +245,10 @@ class WorkerPool:
             except ray.exceptions.GetTimeoutError:
                 # a hung worker: restart it (Ray re-runs its constructor), its windows go elsewhere
                 ray.kill(slot.actor, no_restart=False)
-                if h.slot is slot:
-                    self._failed(slot, TimeoutError(f"no answer in {self.window_timeout_s} s"))
+                self._resend(h, slot, ref, TimeoutError(f"no answer in {self.window_timeout_s} s"))
                 continue
             except self._errors as e:
-                if h.slot is slot:  # not already re-sent by another window's failure
-                    self._failed(slot, e)
+                self._resend(h, slot, ref, e)
                 continue
             with self._lock:
                 slot.inflight.discard(h)
