@@ -28,7 +28,7 @@ import torch
 from ..errors import EngineMismatch, InputError, check_choice
 from ..export import cache
 from ..spec import NetworkSpec, get_spec
-from ..export.trt import gpu_identity, require_tensorrt, version_tuple
+from ..trt_env import gpu_identity, require_tensorrt, version_tuple
 from .backend import Backend, Runner
 
 
