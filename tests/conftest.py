@@ -11,6 +11,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU (skipped with the reason when absent)")
     config.addinivalue_line("markers", "trt: needs TensorRT (skipped with the reason when absent)")
     config.addinivalue_line("markers", "slow: slow test (run with UAVRT_SLOW=1)")
+    config.addinivalue_line("markers", "trt11_contract: the TensorRT 11.4 API contract (tests/trt11; CPU, subprocesses)")
 
 
 def _has_trt():

@@ -97,3 +97,12 @@ def test_format_report(report):
     text = format_report(_gpu_report())
     assert "cuda:0 NVIDIA H100 80GB HBM3  compute capability 9.0  79.2 GiB" in text
     assert "tensorrt 11.0.0.5" in text
+
+
+def test_bindings_without_a_real_library_are_not_a_usable_tensorrt():
+    # e.g. the contract test's stub libraries (tests/trt11): the bindings import, TensorRT does not exist
+    r = _gpu_report()
+    r["tensorrt"] = {"version": "11.4.0.106",
+                     "library_problem": "/tmp/x/libnvinfer.so.11 does not export getInferLibVersion(): a stub library"}
+    ok, why = usable_backends(r)["tensorrt"]
+    assert not ok and "not backed by a real TensorRT library" in why and "stub library" in why
