@@ -1,10 +1,10 @@
 """The real TensorRT 11.4 Python API as a contract, on a CPU machine (issue 10, item 4).
 
 The real compiled bindings (`tensorrt-cu13-bindings==11.4.0.106`) and the `tensorrt` package of
-the `tensorrt-cu13==11.4.0.106` sdist are imported in SUBPROCESSES (driver.py) against stub
-libraries compiled here (stubs.py); never in this process. From the real module's surface the
-driver checks uavrt's source statically (uses.py) and runs the engine build (through the real
-Polygraphy) and the TensorRT runtime path against strict fakes generated from it (fake.py).
+the `tensorrt-cu13==11.4.0.106` sdist are imported in SUBPROCESSES (trt11_driver.py) against stub
+libraries compiled here (trt11_stubs.py); never in this process. From the real module's surface the
+driver checks uavrt's source statically (trt11_uses.py) and runs the engine build (through the real
+Polygraphy) and the TensorRT runtime path against strict fakes generated from it (trt11_fake.py).
 `.ci/trt11_deps` downloads the packages into .ci/trt11 (or $UAVRT_TRT11_DIR); without them
 every test here skips, saying so.
 """
@@ -46,7 +46,7 @@ def contract(tmp_path_factory):
     if not (BINDINGS / "tensorrt_bindings").is_dir() or not SDIST.is_file():
         pytest.skip(f"TensorRT 11.4 contract packages not in {DEPS} (run .ci/trt11_deps: it downloads "
                     "tensorrt-cu13-bindings==11.4.0.106 and the tensorrt-cu13==11.4.0.106 sdist)")
-    from stubs import build_stubs, compiler
+    from trt11_stubs import build_stubs, compiler
 
     if compiler() is None:
         pytest.skip("no C compiler (cc/gcc/clang) to build the stub TensorRT libraries")
@@ -58,7 +58,7 @@ def contract(tmp_path_factory):
                PYTHONPATH=f"{tmp / 'site'}:{BINDINGS}", PYTHONDONTWRITEBYTECODE="1")
     phases = {k: v for k, v in PHASES.items() if k != "polygraphy_049" or (POLYGRAPHY_049 / "polygraphy").is_dir()}
     out = tmp / "contract.json"
-    p = subprocess.run([sys.executable, str(HERE / "driver.py"), str(out), str(REPO), *phases.values()],
+    p = subprocess.run([sys.executable, str(HERE / "trt11_driver.py"), str(out), str(REPO), *phases.values()],
                        env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0 and out.exists(), f"contract driver failed:\n{(p.stdout + p.stderr)[-3000:]}"
     raw = json.loads(out.read_text())

@@ -1,15 +1,19 @@
 """The TensorRT 11 contract, run in a subprocess of the test suite (never in pytest's process).
 
-Usage: python driver.py OUT.json REPO [inject NAME]
-Imports the real `tensorrt` (bindings + stub libraries, see stubs.py), reads its surface, then
-  static:  checks every TensorRT use in uavrt's source against it (uses.py);
+Usage: python trt11_driver.py OUT.json REPO [PHASE ...]; a phase is
+  main               uavrt as it is;
+  inject:NAME        a copy of uavrt with one line rewritten to use an API TensorRT 11 removed
+                     (INJECTIONS); the contract must fail;
+  polygraphy:DIR     another Polygraphy release first on sys.path (0.49.x reads precision_is_set).
+It imports the real `tensorrt` (bindings + stub libraries, see trt11_stubs.py), reads its
+surface, and per phase
+  static:  checks every TensorRT use in uavrt's source against it (trt11_uses.py);
   build:   runs uavrt.export.trt.build_engines -> the real Polygraphy loaders -> a strict fake
-           of TensorRT generated from the surface (fake.py);
-  runtime: runs TrtBackend / TrtRunner on the engine that build wrote, against the same fakes,
-           with torch's CUDA stream API faked (CPU tensors stand in for device memory);
+           of TensorRT generated from the surface (trt11_fake.py);
+  runtime: (main) runs TrtBackend / TrtRunner on the engine that build wrote, against the same
+           fakes, with torch's CUDA stream API faked (CPU tensors stand in for device memory);
   info:    what uavrt.info says about the real module loaded on stub libraries.
-`inject NAME` first rewrites one uavrt source line to use an API TensorRT 11 removed (INJECTIONS)
-and reports how each check failed. Writes one JSON object to OUT.json.
+Writes {phase: results} as JSON to OUT.json. One process: torch/onnx import once.
 """
 
 from __future__ import annotations
@@ -20,14 +24,13 @@ import json
 import sys
 import tempfile
 import traceback
-import types
 from pathlib import Path
 
 import numpy as np
 
-import fake
-import surface as surface_mod
-import uses
+import trt11_fake as fake
+import trt11_surface as surface_mod
+import trt11_uses as uses
 
 # name -> (file, original text, replacement): each introduces a use of an API TensorRT 11 removed
 INJECTIONS = {

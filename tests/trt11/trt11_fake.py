@@ -1,4 +1,4 @@
-"""Strict fakes of the `tensorrt` module, generated from the real module's surface (surface.py).
+"""Strict fakes of the `tensorrt` module, generated from the real module's surface (trt11_surface.py).
 
 - every class, enum, member, method and property of the real 11.x API exists, nothing else:
   a missing attribute raises AttributeError (on the module, a class, an enum or an instance),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from fake import PREFIX, parse_signature
+from trt11_fake import PREFIX, parse_signature
 
 ROLES = {
     "uavrt/runtime/trt_backend.py": {
