@@ -106,3 +106,16 @@ def test_bindings_without_a_real_library_are_not_a_usable_tensorrt():
                      "library_problem": "/tmp/x/libnvinfer.so.11 does not export getInferLibVersion(): a stub library"}
     ok, why = usable_backends(r)["tensorrt"]
     assert not ok and "not backed by a real TensorRT library" in why and "stub library" in why
+
+
+def test_loaded_library_is_read_from_the_process_maps(tmp_path):
+    from uavrt.trt_env import loaded_library
+
+    maps = tmp_path / "maps"
+    maps.write_text("7f00-7f01 r-xp 00000000 08:01 1 /usr/lib/libc.so.6\n"
+                    "7f02-7f03 r-xp 00000000 08:01 2 /opt/trt/lib/libnvinfer_plugin.so.11\n"
+                    "7f04-7f05 r-xp 00000000 08:01 3 /opt/trt/lib/libnvinfer.so.11.4.0\n")
+    assert loaded_library(maps=str(maps)) == "/opt/trt/lib/libnvinfer.so.11.4.0"  # not the plugin library
+    maps.write_text("7f00-7f01 r-xp 00000000 08:01 1 /usr/lib/libc.so.6\n")
+    assert loaded_library(maps=str(maps)) is None
+    assert loaded_library(maps=str(tmp_path / "absent")) is None

@@ -73,8 +73,8 @@ def native_library_problem(tensorrt_module) -> str | None:
 
     The Python bindings import against any library exporting their 9 C entry points (that is how
     the test suite reads the real 11.x API on a CPU machine). A real libnvinfer also exports
-    getInferLibVersion(), whose value must agree with the bindings' version (major*10000 +
-    minor*100 + patch). Only Linux is inspected; elsewhere nothing is claimed (None).
+    getInferLibVersion() (NV_TENSORRT_VERSION: major*10000 + minor*100 + patch), whose major.minor
+    must agree with the bindings' version. Only Linux is inspected; elsewhere nothing is claimed.
     """
     if not os.path.exists("/proc/self/maps"):
         return None
@@ -90,7 +90,7 @@ def native_library_problem(tensorrt_module) -> str | None:
     have = int(fn())
     v = version_tuple(getattr(tensorrt_module, "__version__", "")) + (0, 0, 0)
     want = v[0] * 10000 + v[1] * 100 + v[2]
-    if have != want:
+    if have // 100 != want // 100:
         return (f"{path} reports TensorRT library version {have}, the Python bindings are "
                 f"{tensorrt_module.__version__} (expected {want}): mismatched installation")
     return None

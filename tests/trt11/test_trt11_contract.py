@@ -28,6 +28,7 @@ POLYGRAPHY_049 = DEPS / "polygraphy-0.49"
 pytestmark = pytest.mark.trt11_contract
 
 PHASES = {"main": "main", "inject_fp16": "inject:builder_flag_fp16", "inject_layer_precision": "inject:layer_precision",
+          "inject_execute_v2": "inject:execute_async_v2", "inject_keyword": "inject:wrong_keyword",
           "polygraphy_049": f"polygraphy:{POLYGRAPHY_049}"}
 
 
@@ -102,13 +103,25 @@ def test_engine_build_runs_through_polygraphy_against_the_strict_fake(contract):
                  "Builder.build_serialized_network", "ITimingCache.serialize"):
         assert call in b["calls"]
     assert b["timing_cache_written"]
+    u = b["plans"]["unet"]
+    assert [t[:3] for t in u["io"]] == [["sample", "INPUT", "HALF"], ["timestep", "INPUT", "INT64"],
+                                        ["low_res", "INPUT", "HALF"], ["encoder_hidden_states", "INPUT", "HALF"],
+                                        ["class_labels", "INPUT", "INT64"], ["noise_pred", "OUTPUT", "HALF"]]
+    assert u["profiles"][0]["sample"] == [[2, 4, 1, 16, 16], [2, 4, 4, 32, 32], [2, 4, 4, 64, 64]]
 
 
 def test_runtime_path_against_the_strict_fake(contract):
     rt = contract["main"]["runtime"]
     assert rt["ok"], rt.get("traceback")
     assert rt["strategy"] == "USER_MANAGED" and rt["device_memory"][1] == 1 << 20
-    for run in rt["runs"].values():
+    u = rt["runs"]["unet"]
+    # fp16 engine I/O: floats fed as float16, int64 as int64, the fp16 output returned as float32;
+    # the fake engine copied sample's fp16 bits to noise_pred through the bound addresses
+    assert u["input_dtypes"] == {"sample": "torch.float16", "timestep": "torch.int64", "low_res": "torch.float16",
+                                 "encoder_hidden_states": "torch.float16", "class_labels": "torch.int64"}
+    assert u["dtype"] == "torch.float32" and u["err"] == 0.0
+    assert u["shared_memory"] and u["contexts"] == 2  # one activation buffer for both engines
+    for run in (rt["runs"]["default_stream"], rt["runs"]["side_stream"]):
         # the fake engine computed flow_up = image1 - image2 through the bound addresses
         assert run["flow_up_err"] == 0.0 and run["addresses_are_outputs"]
         assert run["shapes"] == {"flow_low": [2, 2, 16, 17], "flow_up": [2, 2, 128, 136]}
@@ -123,15 +136,27 @@ def test_execute_async_v3_never_runs_on_the_default_stream(contract):
     assert d["events"] == [["wait", d["handle"], 0], ["wait", 0, d["handle"]]]
 
 
-@pytest.mark.parametrize("run, static, runtime", [
+@pytest.mark.parametrize("run, static, error", [
     ("inject_fp16", "enum BuilderFlag has no member 'FP16'", "enum BuilderFlag has no member 'FP16'"),
     ("inject_layer_precision", None, "ILayer object has no attribute 'precision'")])
-def test_a_removed_api_fails_the_contract(contract, run, static, runtime):
+def test_a_removed_builder_api_fails_the_contract(contract, run, static, error):
     r = contract[run]
     if static:
         assert any(static in p for p in r["static"]["problems"]), r["static"]["problems"]
-    assert not r["build"]["ok"] and runtime in r["build"]["error"] and "AttributeError" in r["build"]["error"]
+    assert not r["build"]["ok"] and error in r["build"]["error"] and "AttributeError" in r["build"]["error"]
     assert contract["main"]["build"]["ok"]  # the same run without the injection passes
+
+
+@pytest.mark.parametrize("run, static, error", [
+    ("inject_execute_v2", "IExecutionContext has no attribute 'execute_async_v2'",
+     "AttributeError: TensorRT 11.4.0.106: IExecutionContext object has no attribute 'execute_async_v2'"),
+    ("inject_keyword", "set_input_shape(1 positional, dims=) fits no signature",
+     "TypeError: TensorRT 11.4.0.106: IExecutionContext.set_input_shape(): incompatible function arguments")])
+def test_a_wrong_runtime_call_fails_the_contract(contract, run, static, error):
+    r = contract[run]
+    assert any(static in p for p in r["static"]["problems"]), r["static"]["problems"]
+    assert r["build"]["ok"] and not r["runtime"]["ok"] and error in r["runtime"]["error"], r["runtime"]
+    assert contract["main"]["runtime"]["ok"]
 
 
 def test_polygraphy_049_is_caught_reading_precision_is_set(contract):

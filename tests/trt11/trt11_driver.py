@@ -42,6 +42,12 @@ INJECTIONS = {
                         "        layer.precision = trt.float16  # injected: ILayer.precision is gone in TensorRT 11\n"
                         "    network = (builder_, net_, parser_)\n"
                         "    data = EngineBytesFromNetwork("),
+    # execute_async_v2 was removed in TensorRT 10
+    "execute_async_v2": ("uavrt/runtime/trt_backend.py", "self.context.execute_async_v3(stream.cuda_stream)",
+                         "self.context.execute_async_v2([], stream.cuda_stream)"),
+    # a keyword the real signature does not have (it is `shape`)
+    "wrong_keyword": ("uavrt/runtime/trt_backend.py", "ctx.set_input_shape(name, tuple(x.shape))",
+                      "ctx.set_input_shape(name, dims=tuple(x.shape))"),
 }
 
 
@@ -59,14 +65,14 @@ def run(out_path: str, repo: str, phases: list):
         sys.path[:] = [p for p in sys.path if p not in _ADDED]
         _ADDED[:] = [str(root)] + ([arg] if kind == "polygraphy" else [])
         sys.path[:0] = _ADDED
-        results[phase] = _phase(real, surf, root, runtime=kind == "main")
+        results[phase] = _phase(real, surf, root)
     Path(out_path).write_text(json.dumps(results, indent=1, default=str))
 
 
 _ADDED: list = []
 
 
-def _phase(real, surf, repo: Path, runtime: bool) -> dict:
+def _phase(real, surf, repo: Path) -> dict:
     result = {"module_file": getattr(sys.modules["tensorrt_bindings.tensorrt"], "__file__", None),
               "surface_counts": {k: len(surf[k]) for k in ("classes", "enums", "functions")},
               "version": surf["version"]}
@@ -80,7 +86,7 @@ def _phase(real, surf, repo: Path, runtime: bool) -> dict:
     sys.modules["tensorrt"] = fakes.module  # uavrt and Polygraphy import this from now on
     work = Path(tempfile.mkdtemp(prefix="trt11-contract-"))
     result["build"] = _guard(_build, fakes, work)
-    if runtime and result["build"].get("ok"):
+    if result["build"].get("ok"):
         result["runtime"] = _guard(_runtime, fakes, work)
     sys.modules["tensorrt"] = real
     return result
@@ -224,7 +230,9 @@ def _overlays() -> dict:
         s = self._state["shapes"]
         if name in s:
             return f.new("Dims", _shape=s[name])
-        n, _, h, w = s["image1"]  # the tiny RAFT stand-in's shape rule
+        if name == "noise_pred":  # the stand-ins' shape rules
+            return f.new("Dims", _shape=s["sample"])
+        n, _, h, w = s["image1"]
         return f.new("Dims", _shape=(n, 2, h, w) if name == "flow_up" else (n, 2, h // 8, w // 8))
 
     def execute(self, handle):
@@ -234,9 +242,14 @@ def _overlays() -> dict:
         if missing or st["device_memory"] is None:
             raise RuntimeError(f"enqueue without addresses for {missing} / device memory")
         st.setdefault("handles", []).append(int(handle))
-        # compute the stand-in through the bound addresses: flow_up = image1 - image2, flow_low = 0
+        # compute the stand-ins through the bound addresses (this is where wrong bindings show):
+        # RAFT: flow_up = image1 - image2 (first 2 channels), flow_low = 0; U-Net: noise_pred = sample
+        view = lambda name, k, ct=ctypes.c_float: np.ctypeslib.as_array((ct * k).from_address(st["addresses"][name]))  # noqa: E731
+        if "sample" in st["shapes"]:
+            k = int(np.prod(st["shapes"]["sample"]))
+            view("noise_pred", k, ctypes.c_uint16)[:] = view("sample", k, ctypes.c_uint16)  # fp16 bits
+            return True
         n, c, h, w = st["shapes"]["image1"]
-        view = lambda name, k: np.ctypeslib.as_array((ctypes.c_float * k).from_address(st["addresses"][name]))  # noqa: E731
         a, b = view("image1", n * c * h * w), view("image2", n * c * h * w)
         up = view("flow_up", n * 2 * h * w)
         up[:] = (a.reshape(n, c, h, w)[:, :2] - b.reshape(n, c, h, w)[:, :2]).reshape(-1)
@@ -286,6 +299,26 @@ def _tiny_raft(path):
     onnx.save_model(m, str(path))
 
 
+def _tiny_unet(path):
+    """FP16 graph with the U-Net's I/O (int64 scalar timestep and labels): noise_pred = sample + ..."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    F, v, n = TensorProto.FLOAT16, helper.make_tensor_value_info, helper.make_node
+    ins = [v("sample", F, ["B", 4, "T", "H", "W"]), v("timestep", TensorProto.INT64, []),
+           v("low_res", F, ["B", 3, "T", "H", "W"]), v("encoder_hidden_states", F, ["B", "L", "C"]),
+           v("class_labels", TensorProto.INT64, ["B"])]
+    consts = [numpy_helper.from_array(np.array([1], np.int64), "ax1")]
+    nodes = [n("Cast", ["timestep"], ["t16"], to=F, name="cast_t"), n("Mul", ["sample", "t16"], ["a"], name="mul"),
+             n("ReduceMean", ["low_res", "ax1"], ["lr"], keepdims=1, name="mean"),
+             n("Add", ["a", "lr"], ["noise_pred"], name="add")]
+    m = helper.make_model(helper.make_graph(nodes, "tiny_unet", ins, [v("noise_pred", F, ["B", 4, "T", "H", "W"])],
+                                            consts), opset_imports=[helper.make_opsetid("", 21)])
+    for k, val in {"uavrt.network": "unet", "uavrt.precision": "fp16"}.items():
+        m.metadata_props.add(key=k, value=val)
+    onnx.save_model(m, str(path))
+
+
 def _patch_gpu():
     import uavrt.export.trt as build_mod
     import uavrt.runtime.trt_backend as backend_mod
@@ -294,7 +327,9 @@ def _patch_gpu():
     build_mod.gpu_identity = backend_mod.gpu_identity = ident
 
 
-PLAN_KW = dict(raft_pairs=2, raft_min=(128, 128), raft_opt=(128, 128), raft_max=(256, 256))
+PLAN_KW = dict(raft_pairs=2, raft_min=(128, 128), raft_opt=(128, 128), raft_max=(256, 256),
+               cfg_batch=2, clip_frames=4, min_clip_frames=1, latent_min=(16, 16), latent_opt=(32, 32),
+               latent_max=(64, 64), text_len=7, text_dim=32)
 
 
 def _build(fakes, work: Path) -> dict:
@@ -305,13 +340,14 @@ def _build(fakes, work: Path) -> dict:
     _patch_gpu()
     (work / "onnx").mkdir()
     _tiny_raft(work / "onnx" / "raft.fp16.onnx")
+    _tiny_unet(work / "onnx" / "unet.fp16.onnx")
     start = len(fakes.calls)
-    [entry] = build_engines(work / "onnx", work / "engines", plan=ProfilePlan(**PLAN_KW), optimization_level=1,
+    entries = build_engines(work / "onnx", work / "engines", plan=ProfilePlan(**PLAN_KW), optimization_level=1,
                             workspace_gb=1, hardware_compatible=True, version_compatible=True,
                             timing_cache=work / "timing.cache")
-    plan = json.loads((work / "engines" / entry["file"]).read_bytes())
+    plans = {e["fields"]["network"]: json.loads((work / "engines" / e["file"]).read_bytes()) for e in entries}
     calls = sorted({c[0] for c in fakes.calls[start:]})
-    return {"polygraphy": polygraphy.__version__, "plan": plan, "calls": calls,
+    return {"polygraphy": polygraphy.__version__, "plan": plans["raft"], "plans": plans, "calls": calls,
             "timing_cache_written": (work / "timing.cache").exists()}
 
 
@@ -372,6 +408,17 @@ def _runtime(fakes, work: Path) -> dict:
                       "addresses_are_outputs": ctx["addresses"]["flow_up"] == res["flow_up"].data_ptr()}
         if s is not None:
             current.pop()
+    unet = be.load("unet")  # fp16 I/O and int64 inputs; shares the activation buffer with raft
+    g = torch.Generator().manual_seed(0)
+    feed = dict(sample=torch.randn(2, 4, 3, 40, 48, generator=g), timestep=torch.tensor(958),
+                low_res=torch.randn(2, 3, 3, 40, 48, generator=g),
+                encoder_hidden_states=torch.randn(2, 7, 32, generator=g), class_labels=torch.tensor([120, 20]))
+    y = unet(**feed)["noise_pred"]
+    uctx = unet.context._state
+    out["unet"] = {"dtype": str(y.dtype), "err": float((y - feed["sample"].half().float()).abs().max()),
+                   "input_dtypes": {k: str(unet.dtypes[k]) for k in unet.input_names},
+                   "shared_memory": uctx["device_memory"] == runner.context._state["device_memory"],
+                   "contexts": len(be.memory.contexts)}
     calls = sorted({c[0] for c in fakes.calls if c[0].startswith(("ICudaEngine", "IExecutionContext", "Runtime"))})
     return {"runs": out, "calls": calls, "strategy": runner.context._state["strategy"],
             "device_memory": list(runner.context._state["device_memory"] or ())}

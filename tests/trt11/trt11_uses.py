@@ -4,8 +4,10 @@ What is a TensorRT value is decided by rules, not guessed:
 - the module: a name bound by `import tensorrt`, by `= require_tensorrt()`, or a parameter
   named `trt` (the builder and backend pass the module around under that name), and
   `self.trt`;
-- objects: `ROLES` names the receivers that hold TensorRT objects in each file (`engine` is an
-  ICudaEngine, ...); `test_roles_are_used` keeps the table in sync with the code.
+- objects: a name or attribute assigned from a TensorRT call whose real return annotation is a
+  TensorRT class gets that class (`engine = self.runtime.deserialize_cuda_engine(...)` is an
+  ICudaEngine, `ctx = self.context` aliases it); `ROLES` types only what inference cannot see
+  (function parameters); `test_roles_table_matches_the_code` keeps it in sync with the code.
 Chains (`trt.ExecutionContextAllocationStrategy.USER_MANAGED`), calls with their positional
 count and keyword names, and `getattr(x, "CONST")` are checked against the surface.
 `getattr` with a computed name must be listed in `DYNAMIC` with every value it can take.
@@ -18,11 +20,10 @@ from pathlib import Path
 
 from trt11_fake import PREFIX, parse_signature
 
-ROLES = {
+ROLES = {  # parameters holding TensorRT objects
     "uavrt/runtime/trt_backend.py": {
-        "engine": "ICudaEngine",
-        "self.context": "IExecutionContext", "ctx": "IExecutionContext", "context": "IExecutionContext",
-        "self.runtime": "Runtime",
+        "engine": "ICudaEngine",  # TrtRunner.__init__(..., engine, ...)
+        "context": "IExecutionContext",  # SharedActivationMemory.attach(context, size)
     },
 }
 # getattr(<TensorRT value>, <computed name>): every name it can take, per file and receiver
@@ -147,7 +148,8 @@ class Checker:
                 module_names |= {d for t in node.targets if (d := _dotted(t))}
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 module_names |= {a.arg for a in node.args.args if a.arg == "trt"}
-        roles = ROLES.get(rel, {})
+        roles = dict(ROLES.get(rel, {}))
+        self._infer(tree, module_names, roles)
         parents = {}
         for node in ast.walk(tree):
             for child in ast.iter_child_nodes(node):
@@ -157,6 +159,53 @@ class Checker:
                 self._chain(rel, node, parents, module_names, roles)
             if isinstance(node, ast.Call) and _dotted(node.func) == "getattr" and len(node.args) >= 2:
                 self._getattr(rel, node, module_names, roles)
+
+    def _infer(self, tree, module_names, roles):
+        """Type assignment targets from the real return annotations (to a fixpoint)."""
+        self.inferred = getattr(self, "inferred", set())
+        changed = True
+        while changed:
+            changed = False
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.Assign) or len(node.targets) != 1:
+                    continue
+                target = _dotted(node.targets[0])
+                if target is None or target in roles or target in module_names:
+                    continue
+                cls = self._value_class(node.value, module_names, roles)
+                if cls:
+                    roles[target] = cls
+                    self.inferred.add(target)
+                    changed = True
+
+    def _value_class(self, value, module_names, roles):
+        call = value if isinstance(value, ast.Call) else None
+        dotted = _dotted(call.func if call else value)
+        root = dotted and self._root(dotted, module_names, roles)
+        if not root:
+            return None
+        (kind, name), rest, _ = root
+        if kind == "class" and not rest and call is None:
+            return name  # an alias of a typed receiver
+        cur = (kind, name)
+        for p in rest:
+            if cur[0] == "class":
+                cur = self.member(cur[1], p)
+            elif cur[0] == "module":
+                cur, _ = self.resolve([p])
+            else:
+                return None
+            if cur is None:
+                return None
+        if call is not None and cur[0] == "class":
+            return cur[1]  # a constructor: trt.Runtime(logger)
+        if call is not None and cur[0] == "method":
+            rets = {parse_signature(sig)["ret"] for sig in self.signatures("method", cur[1])}
+            classes = {r[len(PREFIX):] for r in rets if r.startswith(PREFIX)} & set(self.s["classes"])
+            return classes.pop() if len(classes) == 1 else None
+        if call is None and cur[0] == "class" and rest:
+            return cur[1]  # a property typed as a TensorRT class
+        return None
 
     def _root(self, dotted: str, module_names, roles):
         """(surface path start, rest of the parts) for a TensorRT receiver, else None."""
@@ -177,7 +226,7 @@ class Checker:
         if root is None or not root[1]:
             return
         (kind, name), rest, head = root
-        if kind == "class":
+        if kind == "class" and head in ROLES.get(rel, {}):
             self.roles_seen.add((rel, head))
         where = f"{rel}:{node.lineno}"
         self.uses.append(f"{rel}: {dotted}")
