@@ -24,12 +24,14 @@ DEPS = Path(os.environ.get("UAVRT_TRT11_DIR", REPO / ".ci" / "trt11"))
 SDIST = DEPS / "tensorrt_cu13-11.4.0.106.tar.gz"
 BINDINGS = DEPS / "site"
 POLYGRAPHY_049 = DEPS / "polygraphy-0.49"
+POLYGRAPHY_MIN = DEPS / "polygraphy-0.50.3"  # the lowest setup.py allows
 
 pytestmark = pytest.mark.trt11_contract
 
 PHASES = {"main": "main", "inject_fp16": "inject:builder_flag_fp16", "inject_layer_precision": "inject:layer_precision",
           "inject_execute_v2": "inject:execute_async_v2", "inject_keyword": "inject:wrong_keyword",
-          "polygraphy_049": f"polygraphy:{POLYGRAPHY_049}"}
+          "polygraphy_049": f"polygraphy:{POLYGRAPHY_049}", "polygraphy_min": f"polygraphy:{POLYGRAPHY_MIN}"}
+OPTIONAL = {"polygraphy_049": POLYGRAPHY_049, "polygraphy_min": POLYGRAPHY_MIN}
 
 
 def _extract_tensorrt_package(sdist: Path, site: Path):
@@ -39,7 +41,10 @@ def _extract_tensorrt_package(sdist: Path, site: Path):
                    and m.name.split("/", 1)[-1].startswith("tensorrt/")]
         for m in members:
             m.name = m.name.split("/", 1)[1]
-        tar.extractall(site, members=members, filter="data")
+        try:
+            tar.extractall(site, members=members, filter="data")
+        except TypeError:  # Python without extraction filters (< 3.10.12 / 3.11.4): plain files only
+            tar.extractall(site, members=members)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +62,7 @@ def contract(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "LD_PRELOAD")}
     env.update(LD_LIBRARY_PATH=f"{stubs}:{env.get('LD_LIBRARY_PATH', '')}".rstrip(":"),
                PYTHONPATH=f"{tmp / 'site'}:{BINDINGS}", PYTHONDONTWRITEBYTECODE="1")
-    phases = {k: v for k, v in PHASES.items() if k != "polygraphy_049" or (POLYGRAPHY_049 / "polygraphy").is_dir()}
+    phases = {k: v for k, v in PHASES.items() if k not in OPTIONAL or (OPTIONAL[k] / "polygraphy").is_dir()}
     out = tmp / "contract.json"
     p = subprocess.run([sys.executable, str(HERE / "trt11_driver.py"), str(out), str(REPO), *phases.values()],
                        env=env, capture_output=True, text=True, timeout=300)
@@ -165,6 +170,15 @@ def test_polygraphy_049_is_caught_reading_precision_is_set(contract):
     b = contract["polygraphy_049"]["build"]
     assert not b["ok"] and "precision_is_set" in b["error"], b
     assert "polygraphy/backend/trt/config.py" in b["traceback"]
+
+
+def test_lowest_allowed_polygraphy_builds_and_setup_py_asks_for_it(contract):
+    if "polygraphy_min" not in contract:
+        pytest.skip(f"polygraphy 0.50.3 not in {POLYGRAPHY_MIN} (run .ci/trt11_deps)")
+    b = contract["polygraphy_min"]["build"]
+    assert b["ok"] and b["polygraphy"] == "0.50.3", b.get("traceback")
+    setup = (REPO / "setup.py").read_text()
+    assert '"polygraphy>=0.49"' not in setup and setup.count('"polygraphy>=0.50.3"') == 3  # onnx, onnx-gpu, trt
 
 
 def test_info_never_reports_the_stub_libraries_as_tensorrt(contract):
