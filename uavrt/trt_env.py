@@ -39,6 +39,12 @@ def require_tensorrt():
     if version_tuple(tensorrt.__version__) < (10, 1):  # set_device_memory(ptr, size) came with 10.1
         raise BackendUnavailable(f"TensorRT {tensorrt.__version__} is too old: uavrt is written for TensorRT 11 "
                                  f"(10.1 or later may work); {INSTALL_HINT}")
+    # an installed module (not a test double) must be backed by the real library: bindings on stub
+    # libraries import fine and then fail with "factory function returned nullptr"
+    problem = native_library_problem(tensorrt) if getattr(tensorrt, "__file__", None) else None
+    if problem:
+        raise BackendUnavailable(f"the tensorrt {tensorrt.__version__} Python bindings are not backed by a real "
+                                 f"TensorRT library ({problem}): {INSTALL_HINT}")
     return tensorrt
 
 

@@ -187,3 +187,6 @@ def test_info_never_reports_the_stub_libraries_as_tensorrt(contract):
     assert "stub library, not TensorRT" in info["tensorrt"]["library_problem"]
     ok, why = info["usable_with_a_gpu"]  # ...but even with a GPU it is not a usable TensorRT
     assert not ok and "not backed by a real TensorRT library" in why
+    # and the library's entry points (build_engines, TrtBackend) refuse it at once, saying why
+    assert info["require_tensorrt"].startswith("BackendUnavailable: the tensorrt 11.4.0.106 Python bindings "
+                                               "are not backed by a real TensorRT library")

@@ -108,6 +108,14 @@ def _info(real) -> dict:
            "onnxruntime": {"version": None}, "tensorrt": report["tensorrt"], "nvrtc": {"version": None},
            "gxx": {"path": None}}
     report["usable_with_a_gpu"] = info.usable_backends(gpu)["tensorrt"]
+    from uavrt.errors import BackendUnavailable
+    from uavrt.trt_env import require_tensorrt
+
+    try:
+        require_tensorrt()
+        report["require_tensorrt"] = "accepted"
+    except BackendUnavailable as e:
+        report["require_tensorrt"] = f"BackendUnavailable: {e}"
     return report
 
 

@@ -61,6 +61,8 @@ class Checker:
                     kind, name = "value", p
                 elif p in self.s["functions"]:
                     kind, name = "function", p
+                elif p.startswith("__") and p.endswith("__"):
+                    kind, name = "value", p  # Python's own module attributes (__file__, __spec__)
                 else:
                     return None, f"module tensorrt has no attribute {p!r}"
             elif kind == "class":
