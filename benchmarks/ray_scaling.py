@@ -92,7 +92,7 @@ def bench(a):
     from uavrt.runtime.plan import window_spans
     from uavrt.runtime.upscaler import Upscaler
     from uavrt.runtime.video.synth import write_test_video
-    from uavrt.cluster._seam import upscale_file  # PROVISIONAL: runtime.files on main
+    from uavrt.runtime.files import upscale_file
 
     w, h = (int(x) for x in a.size.split("x"))
     work = Path(tempfile.mkdtemp(prefix="uavrt-raybench-"))
@@ -153,7 +153,7 @@ def bench(a):
     # what one window ships, measured here (pickled) and computed at 854x480
     import pickle
     import numpy as np
-    from uavrt.cluster._seam import WindowOutput
+    from uavrt.runtime.stream import WindowOutput
     from uavrt.runtime.plan import Span
     T, ov = a.window, a.overlap
     wo = WindowOutput(Span(0, T), np.zeros((T, 4 * h, 4 * w, 3), np.uint8),

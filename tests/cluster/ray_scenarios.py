@@ -41,7 +41,7 @@ def scenario(name):
 
 def main():
     import torch
-    from uavrt.cli import main as cli
+    from uavrt.commands import main as cli
     from uavrt.cluster import Cluster, ClusterOptions, ModelSpec
     from uavrt.cluster.session import connect
     from uavrt.config import RunConfig, SamplerConfig, WindowConfig

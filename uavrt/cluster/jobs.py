@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 
 from ..config import BackendConfig, RunConfig
 from ..errors import ConfigError, UavrtError, check_choice, check_range
+from ..runtime.upscaler import Upscaler
 from .pool import WorkerPool
 from .session import connect
 from .worker import ModelSpec, UpscaleWorker, chunk_digest
@@ -89,7 +90,12 @@ class _Progress:
 
 
 class _Driver:
-    """The driver's side of the model: settings only (the networks live in the workers)."""
+    """The driver's side of the model: settings and the frame checks and windowing of
+    Upscaler.stream itself (the same code as a local run); the networks live in the workers, so
+    stream() is always given a remote `submit`."""
+
+    stream = Upscaler.stream
+    check_frame = Upscaler.check_frame
 
     def __init__(self, cfg: RunConfig):
         self.cfg = cfg
@@ -155,7 +161,7 @@ class Cluster:
         from ..runtime.files import OutputConfig
         from ..runtime.plan import window_spans
         from ..runtime.video import is_folder_target, probe
-        from ._seam import upscale_file  # PROVISIONAL: runtime.files.upscale_file(submit=) on main
+        from ..runtime.files import upscale_file
 
         run_cfg, out, opts = run_cfg or self.model.run, out or OutputConfig(), self.options
         frames = check_choice("frames", frames or opts.frames, FRAME_SOURCES)

@@ -18,7 +18,6 @@ import numpy as np
 
 from ..config import BackendConfig, RunConfig
 from ..errors import ConfigError, InputError
-from ._seam import process_window  # PROVISIONAL: Upscaler.process_window on main
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,8 @@ class ModelSpec:
         if self.demo:
             # several workers on one node would write the demo files at once: one at a time
             from ..models.demo import demo_weights_dir
-            base = Path(os.environ.get("UAVRT_CACHE_DIR", Path.home() / ".cache" / "uavrt"))
+            from ..fsutil import cache_root
+            base = cache_root()
             base.mkdir(parents=True, exist_ok=True)
             with open(base / ".demo.lock", "w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
@@ -112,7 +112,7 @@ class UpscaleWorker:
     def ready(self) -> dict:
         import torch
         return {"name": self.name, "pid": os.getpid(), "host": socket.gethostname(), "load_s": self.load_s,
-                "device": str(self.base.nets.device), "threads": torch.get_num_threads()}
+                "device": str(self.base.model.device), "threads": torch.get_num_threads()}
 
     def _upscaler(self, cfg: RunConfig):
         up = self._by_cfg.get(cfg)
@@ -127,7 +127,7 @@ class UpscaleWorker:
                 and chunk.shape[3] == 3 and len(chunk) == span.size):
             raise InputError(f"window {span.start}..{span.stop - 1}: expected uint8 frames [{span.size}, h, w, 3], "
                              f"got {getattr(chunk, 'dtype', type(chunk).__name__)} {getattr(chunk, 'shape', '')}")
-        out = process_window(self._upscaler(cfg), chunk, span, float_frames)
+        out = self._upscaler(cfg).process_window(chunk, span, float_frames)
         return out, {"worker": self.name, "seconds": time.perf_counter() - t0, "frames": len(chunk)}
 
     def process_file(self, cfg: RunConfig, src: str, span, float_frames, digest: int | None):
