@@ -12,7 +12,6 @@ import socket
 import time
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
