@@ -227,5 +227,5 @@ SPECS = {s.name: s for s in (UNET, VAE_3D, VAE_VIDEO, RAFT)}
 
 
 def get_spec(name: str) -> NetworkSpec:
-    from ..errors import check_choice
+    from .errors import check_choice
     return SPECS[check_choice("network", name, tuple(SPECS))]
