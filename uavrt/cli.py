@@ -256,6 +256,8 @@ def build_parser():
         add_bench_args(b)
     except ImportError:
         pass
+    from .commands import serve  # TEMPORARY: moves into commands/__init__.py COMMANDS
+    serve.add_parser(sub)
     return p
 
 
