@@ -321,7 +321,13 @@ def run_server(cfg: ServeConfig, upscaler) -> int:
     import uvicorn
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     app = create_app(cfg, upscaler)
+    import gc
+    gc.freeze()  # the model lives as long as the server: keep its objects out of every collection
     server = uvicorn.Server(uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level="info",
                                            timeout_graceful_shutdown=10))
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises the signal it shut down on; the shutdown was clean
+        if not server.should_exit:
+            raise
     return 0
