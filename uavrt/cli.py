@@ -238,6 +238,7 @@ def build_parser():
     e.add_argument("--tile", type=int, default=None, help="latent tile size the engines are optimised for")
     e.add_argument("--max-size", type=int, default=None, help="largest low-res side the engines accept")
     e.add_argument("--no-guidance", action="store_true", help="engines for guidance off (batch 1)")
+    e.add_argument("--triton-repo", help="also write a Triton model repository (config.pbtxt + model per network)")
     e.set_defaults(func=cmd_export)
 
     v = sub.add_parser("verify", help="compare a backend with ONNX Runtime and PyTorch on the same inputs")

@@ -52,4 +52,11 @@ def run_export(a) -> int:
                                    hardware_compatible=a.hardware_compatible, workspace_gb=a.workspace_gb,
                                    overwrite=a.overwrite, progress=print):
             print(f"engine {entry}")
+    if getattr(a, "triton_repo", None):
+        from .triton import write_triton_repo
+        # TensorRT engines when built (fp16), else the ONNX graphs (fp16 when exported)
+        kind, prec = ("plan", "fp16") if a.trt else ("onnx", "fp16" if "fp16" in precisions else precisions[0])
+        for p in write_triton_repo(a.out, a.triton_repo, networks=networks, precision=prec, kind=kind,
+                                   overwrite=a.overwrite):
+            print(f"wrote {p}")
     return 0
