@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from serve_helpers import Server
@@ -53,6 +55,10 @@ def test_full_queue_is_429(server, clip):
     r = server.submit(clip, headers=AUTH)  # room again
     assert r.status_code == 202
     server.client.delete(f"/v1/jobs/{r.json()['id']}", headers=AUTH)
+    deadline = time.monotonic() + 60  # the last one may be running: wait until its files are gone
+    while (server.jobs_dir / "jobs" / r.json()["id"]).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not (server.jobs_dir / "jobs" / r.json()["id"]).exists()
 
 
 def test_disk_quota_is_507(server):
