@@ -112,6 +112,6 @@ def test_plan_repository_and_refusals(tmp_path):
 
 
 def test_export_command_has_the_flag():
-    from uavrt.cli import build_parser
+    from uavrt.commands import build_parser
     a = build_parser().parse_args(["export", "--demo", "--out", "E", "--triton-repo", "R"])
     assert a.triton_repo == "R"

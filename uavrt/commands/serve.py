@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ..cli import _add_model_args as add_model_args, _add_run_args as add_run_args, build_upscaler, run_config
+from .common import add_model_args, add_run_args, build_upscaler, run_config
 
 
 def add_parser(sub):
@@ -38,6 +38,6 @@ def run(a) -> int:
                       crf=a.crf)
     up = build_upscaler(a, run_config(a))
     if up.info.get("demo"):
-        print("uavrt serve: DEMO MODEL (tiny, random weights): results show the pipeline runs, not an upscale",
-              file=sys.stderr)
+        from ..models.demo import DEMO_NOTICE
+        print(f"uavrt serve: {DEMO_NOTICE}", file=sys.stderr)
     return run_server(cfg, up)

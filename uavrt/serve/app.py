@@ -74,8 +74,7 @@ def settings_validator(upscaler, defaults: dict):
 
 
 def _has_raft(upscaler) -> bool:
-    model = getattr(upscaler, "model", None) or getattr(upscaler, "nets", None)
-    return getattr(model, "raft", None) is not None
+    return upscaler.model.raft is not None
 
 
 def job_json(store: JobStore, job: Job) -> dict:
