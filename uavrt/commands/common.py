@@ -91,6 +91,12 @@ class Progress:
             self.close()
             self.bars["frames"] = tqdm(total=total, unit="frame", desc="frames", position=0, file=sys.stderr)
             return
+        if kind == "workers":  # a cluster's per-worker throughput, shown beside the windows bar
+            bar = self.bars.get("windows")
+            if bar is not None:
+                bar.set_postfix_str(" ".join(f"{n.rsplit('-', 1)[-1]}:{w['fps'] or 0:.2f}fps"
+                                             for n, w in total.items()), refresh=True)
+            return
         bar = self.bars.get(kind)
         if bar is None or (kind == "step" and done == 1):
             if bar is not None:
@@ -112,7 +118,8 @@ class JsonProgress:
     Every object has "event" (the progress kind), "t" (seconds since start) and "peak_rss_mb"
     (and "peak_gpu_mb" on CUDA). window_started / window_finished / window_resumed carry the
     window's frame span "start", "stop"; step: "step", "steps"; frames (frames computed, in
-    order) and written (frames encoded): "done", "total" and "eta_s" (from this run's rate).
+    order) and written (frames encoded): "done", "total" and "eta_s" (from this run's rate);
+    on a Ray cluster also {"event": "workers", "workers": {name: {windows, frames, fps, state, ...}}}.
     """
 
     def __init__(self, stream=None):
@@ -127,7 +134,9 @@ class JsonProgress:
         import json
         t = self._clock() - self._t0
         ev = {"event": kind, "t": round(t, 3)}
-        if kind.startswith("window"):
+        if kind == "workers":
+            ev["workers"] = total
+        elif kind.startswith("window"):
             ev.update(start=done, stop=total)
         elif kind == "step":
             ev.update(step=done, steps=total)

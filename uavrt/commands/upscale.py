@@ -8,7 +8,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..errors import ConfigError
-from .common import add_model_args, make_progress, add_run_args, build_upscaler, run_config
+from .common import add_model_args, add_run_args, backend_config, build_upscaler, make_progress, run_config
 
 
 def add_parser(sub):
@@ -22,6 +22,8 @@ def add_parser(sub):
     u.add_argument("-q", "--quiet", action="store_true", help="no progress output (same as --progress none)")
     u.add_argument("--progress", default=None, choices=("bar", "json", "none"),
                    help="bar (default): progress bars; json: one JSON object per event on stderr")
+    u.add_argument("--json-progress", dest="progress", action="store_const", const="json",
+                   help="same as --progress json")
     g = u.add_argument_group("long jobs (resume) and previews (a segment)")
     g.add_argument("--resume", action="store_true",
                    help="continue the job in the job folder (refused when there is none); without it a "
@@ -34,6 +36,14 @@ def add_parser(sub):
                    help="first frame: an index (120) or a time (12.5s, 1:02.5, 0:01:02.5)")
     g.add_argument("--frames", type=int, default=None, help="process N frames from --start")
     g.add_argument("--duration", type=_seconds, default=None, help="process this many seconds from --start")
+    r = u.add_argument_group("many GPUs and machines (Ray)")
+    r.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run the windows on Ray workers: no ADDRESS starts a local cluster; 'auto' or HOST:PORT "
+                        "joins one started with `ray start --head` (put --ray after INPUT)")
+    r.add_argument("--workers", type=int, default=None,
+                   help="Ray workers (default: one per GPU of the cluster, or one per CPU on a CPU cluster)")
+    r.add_argument("--ray-frames", default="ship", help="ship (driver sends the frames) | shared (workers read the "
+                                                         "input from the same path, a shared filesystem)")
     add_model_args(u)
     add_run_args(u)
     u.set_defaults(func=run)
@@ -90,6 +100,12 @@ def run(a) -> int:
     for _, dst in jobs:  # refuse before loading anything
         if not is_folder_target(dst):
             check_writable(dst, a.overwrite)
+    output = OutputConfig(codec=a.codec, crf=a.crf, overwrite=a.overwrite, fps=a.fps)
+    if a.ray is not None:
+        if segment is not None or a.resume or a.restart or a.job_dir:
+            raise ConfigError("--ray", a.ray, "no --start/--frames/--duration/--resume/--restart/--job-dir with it "
+                              "(segments and job state run on one machine for now)")
+        return _upscale_on_ray(a, cfg, jobs, output)
     if a.quiet or a.progress in ("json", "none"):
         from transformers.utils import logging as hf_logging
         hf_logging.disable_progress_bar()  # its weight-loading bar would break one-JSON-object-per-line
@@ -106,9 +122,28 @@ def run(a) -> int:
     for src, dst in jobs:
         prog = make_progress("none" if a.quiet else a.progress)
         try:
-            upscale_file(up, src, dst, OutputConfig(codec=a.codec, crf=a.crf, overwrite=a.overwrite, fps=a.fps), prog,
-                         segment=segment, resume=mode, job_dir=a.job_dir)
+            upscale_file(up, src, dst, output, prog, segment=segment, resume=mode, job_dir=a.job_dir)
         finally:
             prog.close()
+        print(f"wrote {dst}")
+    return 0
+
+
+def _upscale_on_ray(a, cfg, jobs, output) -> int:
+    from ..cluster import ClusterOptions, upscale_many
+    if a.demo == bool(a.weights):
+        raise ConfigError("--weights", a.weights, "a weights folder, or --demo (exactly one of them)")
+    if a.demo:
+        from ..models.demo import DEMO_NOTICE
+        print(f"uavrt: {DEMO_NOTICE}", file=sys.stderr)
+    opts = ClusterOptions(workers=a.workers, frames=a.ray_frames)
+    prog = make_progress("none" if a.quiet else a.progress)
+    try:
+        done = upscale_many([s for s, _ in jobs], [d for _, d in jobs], cfg, backend_config(a), weights=a.weights,
+                            demo=a.demo, vae=a.vae, out=output, cluster=None if a.ray == "local" else a.ray,
+                            options=opts, progress=prog)
+    finally:
+        prog.close()
+    for dst in done:
         print(f"wrote {dst}")
     return 0
