@@ -82,3 +82,13 @@ def test_in_flight_bounds_the_windows_submitted_but_not_merged():
     inner = _submit([])
     out = list(windowed(_frames(60), lambda c, s, ff: Handle(inner(c, s, ff).result()), 8, 2, in_flight=3))
     assert len(out) == 60 and peak[0] == 3
+
+
+def test_first_index_shifts_every_span_and_blend_key():
+    log_a, log_b = [], []
+    out_a = list(windowed(_frames(20), _submit(log_a), 8, 2))
+    sub = _submit(log_b)
+    out_b = list(windowed(_frames(20), lambda c, s, ff: sub(c, s, ff), 8, 2, first_index=100))
+    assert [(s.start - 100, s.stop - 100, sorted(f - 100 for f in ff)) for s, ff, _ in log_b] == \
+        [(s.start, s.stop, sorted(ff)) for s, ff, _ in log_a]
+    assert len(out_b) == 20  # values differ (they depend on the absolute index), the layout does not
