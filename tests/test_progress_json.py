@@ -56,3 +56,11 @@ def test_bad_segments_name_the_parameter(kw, param):
     with pytest.raises(ConfigError) as e:
         Segment(**kw)
     assert e.value.param == param
+
+
+@pytest.mark.parametrize("text,value", [("120", 120), ("0.16s", Fraction(4, 25)), ("1:02.5", Fraction(125, 2)),
+                                        ("0:01:02.5", Fraction(125, 2)), ("12", 12), ("12s", Fraction(12))])
+def test_start_is_a_frame_index_or_a_time(text, value):
+    from uavrt.commands.upscale import _start
+    v = _start(text)
+    assert v == value and type(v) is type(value)

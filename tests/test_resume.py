@@ -182,12 +182,12 @@ def _segment_checks(out, clip):
         assert float(max(p.pts for p in c.demux(a) if p.size) * a.time_base) < 5 / 12.5
 
 
-def test_segment_on_window_boundaries_equals_the_full_run_inside(clip, full, tmp_path):
+def test_segment_on_window_boundaries_equals_the_full_run_inside(up, clip, full, tmp_path):
     # --start 2 is a full-run window start (stride 2); 5 frames = 3 + 1 * 2: windows [2,5) [4,7),
     # the full run's windows 1 and 2. Frames 3..5 (start+overlap .. end-overlap) must be identical.
-    # "0.16s" is frame 2 at 12.5 fps: the CLI's time form of the same start.
+    # 0.16 s is frame 2 at 12.5 fps (the CLI's `--start 0.16s`, parsed in tests/test_progress_json.py)
     out = tmp_path / "seg.mkv"
-    assert main(["upscale", str(clip), "-o", str(out), *RUN, "-q", "--start", "0.16s", "--frames", "5"]) == 0
+    upscale_file(up, clip, out, OutputConfig(codec="ffv1"), segment=Segment(start_s=Fraction("0.16"), frames=5))
     seg, ref = _frames(out), _frames(full)
     assert len(seg) == 5
     assert _same_frames(seg[1:4], ref[3:6])
