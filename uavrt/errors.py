@@ -31,9 +31,10 @@ class InputError(UavrtError):
 class OutputExistsError(UavrtError, FileExistsError):
     """The output exists and overwriting was not asked for."""
 
-    def __init__(self, path):
+    def __init__(self, path, why: str | None = None):
         self.path = path
-        super().__init__(f"output {str(path)!r} already exists; pass overwrite=True (--overwrite) to replace it")
+        super().__init__(f"output {str(path)!r} " + (why or "already exists; pass overwrite=True (--overwrite) "
+                                                          "to replace it"))
 
 
 class BackendUnavailable(UavrtError):

@@ -9,6 +9,7 @@ points past the end of a truncated file, images of different sizes).
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Iterator
 from fractions import Fraction
@@ -192,11 +193,21 @@ class _ContainerSource:
             color_space=color_space, container=c.format.name, sample_aspect_ratio=sar)
 
     def _decode(self):
-        """Yields av.VideoFrames; every FFmpeg failure becomes an InputError naming the frame."""
+        """Yields av.VideoFrames; every FFmpeg failure becomes an InputError naming the frame.
+
+        AVI stores no presentation times, only each frame's slot (its dts, in 1/fps): FFmpeg's
+        demuxer guesses pts from it (one frame late for H.264). Frames leave the decoder in
+        display order, so the k-th frame shown takes the k-th smallest slot.
+        """
+        slots = [] if self._container.format.name == "avi" else None
         try:
             for packet in self._container.demux(self._stream):
+                if slots is not None and packet.size and packet.dts is not None:
+                    heapq.heappush(slots, packet.dts)
                 for frame in packet.decode():  # the final empty packet flushes the decoder
                     self._n += 1
+                    if slots:
+                        frame.pts = heapq.heappop(slots)
                     yield frame
         except av.FFmpegError as e:
             raise InputError(f"input {str(self.path)!r} is truncated or corrupt: decoding failed at "
