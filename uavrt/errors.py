@@ -28,6 +28,16 @@ class InputError(UavrtError):
     """An input (video, frames, file) cannot be used."""
 
 
+class TruncatedInputError(InputError):
+    """The input ends before what its container announces (a cut download, a full disk)."""
+
+    HINT = "pass --allow-truncated (allow_truncated=True) to upscale only the readable frames"
+
+    def __init__(self, message: str, frames_read: int | None = None, frames_expected: int | None = None):
+        self.frames_read, self.frames_expected = frames_read, frames_expected
+        super().__init__(f"{message}; {self.HINT}")
+
+
 class OutputExistsError(UavrtError, FileExistsError):
     """The output exists and overwriting was not asked for."""
 
