@@ -57,14 +57,39 @@ class EngineMismatch(UavrtError):
 
 def check_range(param: str, value, lo, hi, *, integer: bool = False):
     """Raise ConfigError unless lo <= value <= hi (and an int when asked)."""
-    if integer and (isinstance(value, bool) or not isinstance(value, int)):
+    import numbers
+    if integer and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
         raise ConfigError(param, value, f"an integer in [{lo}, {hi}]")
+    if not integer and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+        raise ConfigError(param, value, f"a number in [{lo}, {hi}]")
     if not (lo <= value <= hi):
         raise ConfigError(param, value, f"a value in [{lo}, {hi}]")
     return value
 
 
+def check_number(param: str, value, lo=None, hi=None):
+    """A real number (int or float, not bool or str), optionally within [lo, hi]."""
+    import math
+    import numbers
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ConfigError(param, value, "a finite number" + (f" in [{lo}, {hi}]" if lo is not None else ""))
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ConfigError(param, value, f"a value in [{lo}, {hi}]")
+    return value
+
+
+def check_type(param: str, value, types, what: str):
+    """isinstance check with the same ConfigError as the value checks (bool is not an int)."""
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise ConfigError(param, value, what)
+    if not isinstance(value, types):
+        raise ConfigError(param, value, what)
+    return value
+
+
 def check_choice(param: str, value, choices):
+    if not isinstance(value, str) and not all(not isinstance(c, str) for c in choices):
+        raise ConfigError(param, value, "one of " + ", ".join(repr(c) for c in choices))
     if value not in choices:
         raise ConfigError(param, value, "one of " + ", ".join(repr(c) for c in choices))
     return value
