@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, check_choice
-from ..spec import SPECS, NetworkSpec, get_spec
+from .errors import ConfigError, check_choice
+from .spec import SPECS, NetworkSpec, get_spec
 
 
 @dataclass(frozen=True)
@@ -172,16 +172,16 @@ def verify_release(engines, *, weights=None, demo: bool = False, networks=("unet
     the backend is TensorRT. ONNX Runtime uses `<network>.fp32.onnx` from `engines` when all are
     there, else exports the networks on the fly.
     """
-    from ..models.release import load_network
-    from .ort_backend import OrtBackend
-    from .torch_backend import TorchBackend
+    from .models.release import load_network
+    from .runtime.ort_backend import OrtBackend
+    from .runtime.torch_backend import TorchBackend
 
     if bool(demo) == bool(weights):
         raise ConfigError("weights", weights, "a release weights folder, or demo=True (exactly one of them)")
     check_choice("backend", backend, ("tensorrt", "onnxruntime"))
     names = [check_choice("network", n, tuple(SPECS)) for n in networks]
     if demo:
-        from ..models.demo import demo_weights_dir
+        from .models.demo import demo_weights_dir
         weights = demo_weights_dir(seed, with_raft="raft" in names)
     engines = Path(engines)
     loaded = {n: load_network(weights, n) for n in names}
@@ -190,8 +190,8 @@ def verify_release(engines, *, weights=None, demo: bool = False, networks=("unet
                 "onnxruntime": OrtBackend(device="cpu", precision="fp32", engines=engines if have_graphs else None)}
     profiles = {}
     if backend == "tensorrt":
-        from ..export import cache
-        from .trt_backend import TrtBackend
+        from .export import cache
+        from .runtime.trt_backend import TrtBackend
         backends["tensorrt"] = TrtBackend(engines, device=device, precision="fp16")
         entries = cache.load_manifest(engines)["engines"]
         profiles = {n: entries[f"{n}.fp16"]["fields"]["profiles"] for n in names if f"{n}.fp16" in entries}
