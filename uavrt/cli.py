@@ -115,29 +115,39 @@ class _Progress:
 
 
 def cmd_upscale(a):
-    from .fsutil import check_writable
-    from .runtime.files import OutputConfig, list_inputs, upscale_file
-    from .runtime.video import is_folder_target
+    from .preflight import plan_upscale
+    from .runtime.files import OutputConfig, upscale_file
     cfg = run_config(a)
-    inputs = list_inputs(a.input)
-    if not inputs[0].exists():
-        raise ConfigError("INPUT", str(a.input), "an existing video file, image folder or folder of videos")
-    out = Path(a.output)
-    jobs = [(src, out / f"{src.stem}.mp4") for src in inputs] if len(inputs) > 1 else [(inputs[0], out)]
-    for _, dst in jobs:  # refuse before loading anything
-        if not is_folder_target(dst):
-            check_writable(dst, a.overwrite)
+    backend = backend_config(a)
+    # every refusal that needs no model happens here, before any weight is read
+    jobs = plan_upscale(a.input, a.output, cfg, backend, codec=a.codec, crf=a.crf, overwrite=a.overwrite,
+                        fps=a.fps, allow_truncated=a.allow_truncated, weights=a.weights, demo=a.demo, vae=a.vae)
     up = build_upscaler(a, cfg)
     if up.info.get("demo"):
         print("uavrt: DEMO MODEL (tiny, random weights): the output shows the pipeline runs, it is not an upscale",
               file=sys.stderr)
-    for src, dst in jobs:
-        prog = _Progress(not a.quiet)
-        try:
-            upscale_file(up, src, dst, OutputConfig(codec=a.codec, crf=a.crf, overwrite=a.overwrite, fps=a.fps), prog)
-        finally:
-            prog.close()
-        print(f"wrote {dst}")
+    out = OutputConfig(codec=a.codec, crf=a.crf, overwrite=a.overwrite, fps=a.fps,
+                       allow_truncated=a.allow_truncated)
+    failed = []
+    for job in jobs:
+        if job.error is None:
+            prog = _Progress(not a.quiet)
+            try:
+                upscale_file(up, job.src, job.dst, out, prog)
+                print(f"wrote {job.dst}")
+                continue
+            except UavrtError as e:
+                if len(jobs) == 1:
+                    raise
+                job.error = e
+            finally:
+                prog.close()
+        failed.append(job)
+        print(f"uavrt upscale: FAILED {job.src}: {job.error}", file=sys.stderr)
+    if failed:  # a folder of videos: the others were still processed
+        print(f"uavrt upscale: {len(jobs) - len(failed)} of {len(jobs)} videos written; failed: "
+              + ", ".join(j.src.name for j in failed), file=sys.stderr)
+        return 1
     return 0
 
 
@@ -146,7 +156,13 @@ def cmd_golden(a):
     from .config import BackendConfig
     from .runtime.factory import make_backend
     ctx = Context(backend=make_backend(BackendConfig(backend=a.backend, device=a.device)), propagator=a.propagator)
-    results = run_golden(a.dir, ctx, only=_str_list(a.only) if a.only else None, echo=print)
+    only = _str_list(a.only) if a.only is not None else None
+    if a.only is not None and not only:
+        raise ConfigError("--only", a.only, "comma-separated case names or kinds")
+    results = run_golden(a.dir, ctx, only=only, echo=print)
+    if not results:
+        raise ConfigError("--only" if only else "DIR", a.only if only else a.dir,
+                          "names or kinds of cases in the golden folder" if only else "a folder of golden cases")
     by_case: dict = {}
     for r in results:
         by_case[r.case] = by_case.get(r.case, True) and r.passed
@@ -178,7 +194,7 @@ def cmd_export(a):
 
 
 def cmd_verify(a):
-    from .runtime.verify import run_verify_cli
+    from .verify import run_verify_cli
     return run_verify_cli(a)
 
 
@@ -187,17 +203,27 @@ def cmd_bench(a):
     return run_bench(a)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage block) and exits 2 like every refusal."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog="uavrt", description="Upscale-A-Video inference runtime")
-    sub = p.add_subparsers(dest="cmd", required=True)
+    p = _Parser(prog="uavrt", description="Upscale-A-Video inference runtime")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
     u = sub.add_parser("upscale", help="upscale a video (x4)")
     u.add_argument("input", help="video file, image folder, or folder of videos")
     u.add_argument("-o", "--output", required=True, help="output video (or folder when INPUT holds videos)")
     u.add_argument("--overwrite", action="store_true")
-    u.add_argument("--codec", default="libx264", help="libx264 | libx265 | ffv1 | prores_ks")
+    u.add_argument("--codec", default="libx264", help="libx264 | libx264rgb | libx265 | ffv1 | prores_ks "
+                   "(a folder output gets PNG frames)")
     u.add_argument("--crf", type=int, default=None)
-    u.add_argument("--fps", type=Fraction, default=None, help="frame rate for image-folder inputs (default 30)")
+    u.add_argument("--fps", default=None, help="frame rate for image-folder inputs (default 30), e.g. 24 or 30000/1001")
+    u.add_argument("--allow-truncated", action="store_true",
+                   help="upscale the readable frames of a truncated input (else it is refused)")
     u.add_argument("-q", "--quiet", action="store_true")
     _add_model_args(u)
     _add_run_args(u)
@@ -259,28 +285,28 @@ def build_parser():
     return p
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt  # so every `finally` removes its temporary output
+def _say(text: str) -> None:
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # SIGHUP: the terminal is gone; the exit code still tells
+        pass
 
 
 def main(argv=None) -> int:
+    from .signals import Interrupted, interruptible
     args = build_parser().parse_args(argv)
-    import signal
-    import threading
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        return args.func(args)
+        with interruptible():  # SIGTERM / SIGHUP unwind like Ctrl-C, so temps are removed
+            return args.func(args)
     except UavrtError as e:
-        print(f"uavrt {args.cmd}: error: {e}", file=sys.stderr)
+        _say(f"uavrt {args.cmd}: error: {e}")
         return 2
+    except Interrupted as e:
+        _say(f"uavrt {args.cmd}: {e}; no partial output was kept")
+        return e.exit_code
     except KeyboardInterrupt:
-        print("interrupted; no partial output was kept", file=sys.stderr)
+        _say(f"uavrt {args.cmd}: interrupted; no partial output was kept")
         return 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -169,6 +169,14 @@ def run_bench(a) -> int:
             raise ConfigError("--backends", a.backends, "a comma-separated list of " + ", ".join(BACKENDS))
     if a.reps < 1 or a.warmup < 0:
         raise ConfigError("--reps/--warmup", (a.reps, a.warmup), "reps >= 1 and warmup >= 0")
+    if a.threads is not None and not 1 <= a.threads <= 1024:
+        raise ConfigError("--threads", a.threads, "a thread count in [1, 1024] (leave it out for torch's default)")
+    from ..config import check_device
+    from ..fsutil import check_output_location
+    check_device(a.device)
+    for flag in ("json", "markdown", "plot"):  # before the benchmark, not after it
+        if getattr(a, flag):
+            check_output_location(getattr(a, flag), f"--{flag}")
     scenarios = scenarios_from_args(a)
     if a.threads:
         import torch

@@ -23,13 +23,22 @@ class OutputConfig:
     crf: int | None = None
     overwrite: bool = False
     fps: Fraction | None = None  # only for inputs without a rate (image folders)
+    allow_truncated: bool = False  # a truncated input: upscale its readable frames (warned) instead of refusing
+
+    def __post_init__(self):
+        from ..errors import check_type
+        from ..preflight import check_fps
+        check_type("codec", self.codec, str, "an encoder name, e.g. 'libx264'")
+        check_type("overwrite", self.overwrite, bool, "True or False")
+        check_type("allow_truncated", self.allow_truncated, bool, "True or False")
+        object.__setattr__(self, "fps", check_fps(self.fps, "fps"))
 
 
 def upscale_file(upscaler, src, dst, out: OutputConfig = OutputConfig(), progress: Callable | None = None) -> Path:
     from .video import VideoWriter, is_folder_target, open_frames
     if not is_folder_target(dst):  # refuse before any work (a folder target: the writer decides)
         check_writable(dst, out.overwrite)
-    with open_frames(src) as reader:
+    with open_frames(src, allow_truncated=out.allow_truncated) as reader:
         info = reader.info
         if progress:
             progress("video", 0, info.num_frames)

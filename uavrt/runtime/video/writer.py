@@ -14,10 +14,12 @@ index / fps. Like ffmpeg, the output timeline starts at the first frame: every s
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
 import shutil
+import tempfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -61,7 +63,76 @@ def _check_rgb(rgb) -> np.ndarray:
 
 
 def is_folder_target(path) -> bool:
-    return str(path).endswith(("/", os.sep)) or Path(path).is_dir()
+    return os.fspath(path).endswith(("/", os.sep)) or Path(path).is_dir()
+
+
+_CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".avi": "avi"}
+
+
+def _codecs_by_container() -> str:
+    """'.mp4: libx264, ...; .mkv: ...' for the messages: which of our encoders goes where."""
+    parts = []
+    for ext, fmt in _CONTAINERS.items():
+        try:
+            with av.open(io.BytesIO(), "w", format=fmt) as c:
+                held = c.supported_codecs
+        except (av.FFmpegError, ValueError):
+            continue
+        ok = [c for c in FILE_CODECS if av.Codec(c, "w").canonical_name in held]
+        parts.append(f"{ext}: {', '.join(ok)}")
+    return "; ".join(parts)
+
+
+def check_output(path, *, codec: str | None = DEFAULT_CODEC, crf: int | None = None, pix_fmt: str | None = None,
+                 options: dict | None = None, overwrite: bool = False) -> None:
+    """What VideoWriter(path, ...) would refuse, checked without creating anything: location,
+    an existing target, the container named by the extension and whether it holds the codec."""
+    from ...fsutil import check_output_location, check_writable
+    folder = is_folder_target(path)
+    check_output_location(path, "output", folder=folder)
+    if folder:
+        _check_folder_codec(path, codec, crf, pix_fmt, options)
+        _PngFolderSink.check_target(Path(os.fspath(path).rstrip("/" + os.sep)), overwrite)
+        return
+    check_writable(path, overwrite)
+    choice = resolve_encoder(codec or DEFAULT_CODEC, crf, pix_fmt, options)
+    with tempfile.TemporaryDirectory(prefix="uavrt-check-") as d:  # a dry run of the container
+        out = _open_output(Path(d) / ("probe" + Path(path).suffix), path)
+        try:
+            _add_video_stream(out, choice, Fraction(25), path)
+        finally:
+            out.close()
+
+
+def _check_folder_codec(path, codec, crf, pix_fmt, options) -> None:
+    if codec not in (None, DEFAULT_CODEC, *FOLDER_CODECS):
+        raise ConfigError("codec", codec, "None or 'png' for an output folder "
+                          f"(video files take {', '.join(FILE_CODECS)})")
+    if crf is not None or pix_fmt not in (None, "rgb24") or options:
+        raise ConfigError("crf/pix_fmt/options", (crf, pix_fmt, options),
+                          "None for an output folder (PNG frames are lossless rgb24)")
+
+
+def _open_output(tmp: Path, target):
+    try:
+        return av.open(str(tmp), "w")
+    except (av.FFmpegError, ValueError) as e:
+        raise ConfigError("output", str(target), "a file name whose extension names a container FFmpeg "
+                          f"writes ({_codecs_by_container()}), or a folder ('out/') for PNG frames") from e
+
+
+def _add_video_stream(out, choice, fps, target):
+    codec = choice.spec.name
+    try:
+        return out.add_stream(codec, rate=fps, options=choice.options)
+    except ValueError as e:
+        fmt = out.format.name
+        held = out.supported_codecs
+        ok = [c for c in FILE_CODECS if av.Codec(c, "w").canonical_name in held]
+        if not ok:
+            raise ConfigError("output", str(target), f"a container that holds one of uavrt's encoders "
+                              f"({_codecs_by_container()}); {fmt} holds none of them") from e
+        raise ConfigError("codec", codec, f"a codec the {fmt} container holds: {', '.join(ok)}") from e
 
 
 class VideoWriter:
@@ -79,12 +150,7 @@ class VideoWriter:
         self._last_pts = None
         self._done = False
         if is_folder_target(path):
-            if codec not in (None, DEFAULT_CODEC, *FOLDER_CODECS):
-                raise ConfigError("codec", codec, "None or 'png' for an output folder "
-                                  f"(video files take {', '.join(FILE_CODECS)})")
-            if crf is not None or pix_fmt not in (None, "rgb24") or options:
-                raise ConfigError("crf/pix_fmt/options", (crf, pix_fmt, options),
-                                  "None for an output folder (PNG frames are lossless rgb24)")
+            _check_folder_codec(path, codec, crf, pix_fmt, options)
             if copy_streams_from:
                 log.warning("output %s is a folder of PNG frames: audio/subtitles of %s are not kept",
                             path, copy_streams_from)
@@ -190,21 +256,9 @@ class _ContainerSink:
             raise
 
     def _open(self, tmp: Path, fps, time_base, copy_from, sar):
-        target = self.target
-        try:
-            self._out = av.open(str(tmp), "w")
-        except (av.FFmpegError, ValueError) as e:
-            raise ConfigError("path", str(target), "a file name whose extension names a container FFmpeg "
-                              "writes (.mp4, .mkv, .mov, ...), or a folder ('out/') for PNG frames") from e
+        self._out = _open_output(tmp, self.target)
         fmt_name = self._out.format.name
-        codec = self._choice.spec.name
-        try:
-            self._stream = self._out.add_stream(codec, rate=fps, options=self._choice.options)
-        except ValueError as e:
-            held = self._out.supported_codecs
-            ok = [c for c in FILE_CODECS if av.Codec(c, "w").canonical_name in held]
-            raise ConfigError("codec", codec, f"a codec the {fmt_name} container holds: {', '.join(ok)}",
-                              hint=str(e)) from e
+        self._stream = _add_video_stream(self._out, self._choice, fps, self.target)
         s = self._stream
         s.pix_fmt = self._choice.pix_fmt
         self._tick = None
@@ -297,19 +351,22 @@ class _PngFolderSink:
         self._png = PngEncoder()
 
     def _check_target(self) -> None:
-        t = self.target
+        self.check_target(self.target, self._overwrite, self._n)
+
+    @classmethod
+    def check_target(cls, t: Path, overwrite: bool, frames: int = 0) -> None:
         if t.exists() or t.is_symlink():
             if not t.is_dir():
                 raise ConfigError("output", str(t), "a folder for PNG frames (this path is an existing file; "
                                   "it is never replaced by a folder)")
             held = next(t.iterdir(), None)
-            if held is not None and not self._overwrite:
+            if held is not None and not overwrite:
                 raise OutputExistsError(t, "is a folder that already holds files; pass --overwrite "
                                         "(overwrite=True) to write frame_NNNNNN.png into it: only those names "
                                         "are replaced, other files are left alone")
-            for i in range(self._n):  # a folder in the way of one of our names: say so before moving
-                if (t / self.NAME.format(i)).is_dir():
-                    raise ConfigError("output", str(t / self.NAME.format(i)), "a frame file name that is free "
+            for i in range(frames):  # a folder in the way of one of our names: say so before moving
+                if (t / cls.NAME.format(i)).is_dir():
+                    raise ConfigError("output", str(t / cls.NAME.format(i)), "a frame file name that is free "
                                       "or a file (it is a folder)")
 
     def start(self, width: int, height: int) -> None:
