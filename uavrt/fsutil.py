@@ -41,7 +41,8 @@ def check_output_location(path, param: str = "output", folder: bool = False) -> 
     p = Path(os.path.abspath(os.fspath(path)))
     if p.exists():
         if folder and not p.is_dir():
-            raise ConfigError(param, str(path), "a folder for PNG frames (this path is an existing file)")
+            raise ConfigError(param, str(path), "a folder (this path is an existing file, which is never replaced "
+                              "by a folder)")
         if not folder and p.is_dir():
             raise ConfigError(param, str(path), "a file name (this path is an existing folder; "
                               "end it with '/' to write PNG frames into a folder)")
