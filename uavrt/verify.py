@@ -195,12 +195,12 @@ def verify_release(engines, *, weights=None, demo: bool = False, networks=("unet
         raise ConfigError("weights", weights, "a release weights folder, or demo=True (exactly one of them)")
     check_choice("backend", backend, ("tensorrt", "onnxruntime"))
     names = [check_choice("network", n, tuple(SPECS)) for n in networks]
-    if demo:
-        from .models.demo import demo_weights_dir
-        weights = demo_weights_dir(seed, with_raft="raft" in names)
     engines = Path(engines)
     if not engines.is_dir():
         raise ConfigError("engines", str(engines), "an existing folder of exported graphs/engines (uavrt export)")
+    if demo:
+        from .models.demo import demo_weights_dir
+        weights = demo_weights_dir(seed, with_raft="raft" in names)
     loaded = {n: load_network(weights, n) for n in names}
     have_graphs = all((engines / f"{n}.fp32.onnx").exists() for n in names)
     if not have_graphs and progress:

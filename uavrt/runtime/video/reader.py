@@ -98,6 +98,9 @@ def _pick_video_stream(container, path: Path):
     if not streams:
         kinds = sorted({s.type for s in container.streams}) or ["none"]
         raise InputError(f"input {str(path)!r} has no video stream (streams: {', '.join(kinds)})")
+    if len(streams) > 1:
+        log.warning("%s has %d video streams: only stream #%d is upscaled; the others (#%s) are not in the output",
+                    path, len(streams), streams[0].index, ", #".join(str(s.index) for s in streams[1:]))
     return streams[0]
 
 
