@@ -4,6 +4,7 @@ message naming the parameter; no traceback for expected errors."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -292,9 +293,35 @@ def _say(text: str) -> None:
         pass
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Warnings of the library on the current sys.stderr (looked up at each message)."""
+
+    def __init__(self):
+        super().__init__()
+        self.setFormatter(logging.Formatter("uavrt: %(message)s"))
+        self.setLevel(logging.WARNING)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def _log_to_stderr() -> None:
+    log = logging.getLogger("uavrt")
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        log.addHandler(_StderrHandler())
+        if log.level == logging.NOTSET:
+            log.setLevel(logging.WARNING)
+
+
 def main(argv=None) -> int:
     from .signals import Interrupted, interruptible
     args = build_parser().parse_args(argv)
+    _log_to_stderr()
     try:
         with interruptible():  # SIGTERM / SIGHUP unwind like Ctrl-C, so temps are removed
             return args.func(args)
