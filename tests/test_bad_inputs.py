@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from uavrt.cli import main
+from uavrt.commands import main
 from uavrt.runtime.video.images import PngEncoder
 from uavrt.runtime.video.synth import write_test_video
 
@@ -25,9 +25,11 @@ def no_weights(monkeypatch):
     def refuse(*a, **k):
         raise LoaderCalled(f"load_network{a} was called: this refusal came after loading weights")
     import uavrt.models.release as release
+    import uavrt.runtime.model as model
     import uavrt.runtime.upscaler as upscaler
     monkeypatch.setattr(release, "load_network", refuse)
-    monkeypatch.setattr(upscaler, "load_network", refuse)
+    monkeypatch.setattr(model, "load_model", refuse)
+    monkeypatch.setattr(upscaler, "load_model", refuse)
 
 
 @pytest.fixture(scope="module")

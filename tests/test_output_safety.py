@@ -15,7 +15,7 @@ import av
 import numpy as np
 import pytest
 
-from uavrt.cli import main
+from uavrt.commands import main
 from uavrt.runtime.upscaler import Upscaler
 from uavrt.runtime.video import open_frames
 from uavrt.runtime.video.images import PngEncoder
@@ -34,9 +34,7 @@ def demo_loaded_once(monkeypatch):
     def demo(cls, cfg, backend=None, vae="3d", seed=0):
         if "up" not in _LOADED:
             _LOADED["up"] = real(cls, cfg, backend, vae, seed)
-        up = _LOADED["up"].with_config(cfg)
-        up.info = dict(up.info, demo=True)
-        return up
+        return _LOADED["up"].with_config(cfg)  # shares the model (and its info: demo=True)
     monkeypatch.setattr(Upscaler, "demo", classmethod(demo))
 
 

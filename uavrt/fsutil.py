@@ -1,4 +1,5 @@
-"""Atomic, non-clobbering file output shared by video writing, export and caches.
+"""Files: atomic, non-clobbering output (video writing, export, caches), content hashes, the
+user cache folder and the process umask, each written once for the whole package.
 
 Temporary outputs are named `.<target name>.partial.<pid>.<random>[suffix]` beside the target:
 the pid says which process owns one, so a later run for the same target can remove the temps
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import logging
 import os
 import re
@@ -22,6 +24,32 @@ from .errors import ConfigError, OutputExistsError
 log = logging.getLogger(__name__)
 
 PARTIAL = ".partial."
+
+
+def sha256_file(path, chunk: int = 1 << 22) -> str:
+    """Hex sha256 of a file's bytes, read in 4 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cache_root() -> Path:
+    """uavrt's user cache: `$UAVRT_CACHE_DIR`, default `~/.cache/uavrt` (read at call time)."""
+    root = os.environ.get("UAVRT_CACHE_DIR")
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "uavrt"
+
+
+def umask() -> int:
+    """The process umask, read without changing it (os.umask() would race other threads)."""
+    try:
+        m = re.search(r"^Umask:\s*([0-7]+)", Path("/proc/self/status").read_text(), re.MULTILINE)
+        if m:
+            return int(m.group(1), 8)
+    except OSError:
+        pass
+    return 0o022
 
 
 def check_writable(path, overwrite: bool) -> Path:
@@ -120,23 +148,12 @@ def make_temp(target: Path, suffix: str = "", folder: bool = False) -> Path:
     remove_stale_temps(target)
     if folder:
         tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(target), dir=target.parent))
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes 0700
         return tmp
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target), suffix=suffix, dir=target.parent)
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
+    os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600; outputs get the usual permissions
     return Path(tmp)
-
-
-def _umask() -> int:
-    """The process umask, read without changing it (os.umask() would race other threads)."""
-    try:
-        m = re.search(r"^Umask:\s*([0-7]+)", Path("/proc/self/status").read_text(), re.MULTILINE)
-        if m:
-            return int(m.group(1), 8)
-    except OSError:
-        pass
-    return 0o022
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, check_choice
+from .models.release import Checkpoint
 from .spec import SPECS, NetworkSpec, get_spec
 
 
@@ -93,7 +94,7 @@ def verify(backends: dict, networks: dict, inputs: dict, *, reference: str | Non
     """Run every network on every backend with the same inputs; compare each with the reference.
 
     backends: {name: Backend}; the reference is `reference` or the first one.
-    networks: {network name: module, a `LoadedNetwork` (release weights: backends with prebuilt
+    networks: {network name: module, a `Checkpoint` (release weights: backends with prebuilt
     graphs/engines use `load_network`, which checks weights hash and config) or
     (NetworkSpec, module)}; specs from uavrt.spec unless given.
     inputs: {network name: {input name: tensor}} (moved to each runner's device).
@@ -137,11 +138,8 @@ def _exports(backend) -> bool:
 
 def _runner(backend, spec: NetworkSpec, network):
     """A runner made the way the pipeline makes it; the caller's module is never touched."""
-    if dataclasses.is_dataclass(network) and hasattr(network, "weights_hash"):  # a LoadedNetwork
-        network = dataclasses.replace(network, module=copy.deepcopy(network.module))
-        if hasattr(backend, "load_network"):  # prebuilt graphs/engines, checked against the weights
-            return backend.load_network(spec, network)
-        return backend.from_module(spec, network.module)
+    if isinstance(network, Checkpoint):  # prebuilt graphs/engines are checked against its weights
+        return backend.load_network(spec, dataclasses.replace(network, module=copy.deepcopy(network.module)))
     return backend.from_module(spec, copy.deepcopy(network))
 
 
@@ -234,17 +232,3 @@ def verify_dims(spec: NetworkSpec, config: dict, profiles: dict | None = None) -
                 dims[d] = min(max(dims[d], a), b)
     return dims
 
-
-def run_verify_cli(args) -> int:
-    """`uavrt verify` (argparse namespace: engines, weights, demo, networks, backend, device)."""
-    import sys
-    from .config import check_device
-    networks = [n.strip() for n in str(args.networks).split(",") if n.strip()]
-    if not networks:
-        raise ConfigError("--networks", args.networks, "a comma-separated list of " + ", ".join(SPECS))
-    check_device(args.device)
-    report = verify_release(args.engines, weights=args.weights, demo=args.demo, networks=networks,
-                            backend=args.backend, device=args.device,
-                            progress=lambda line: print(f"uavrt verify: {line}", file=sys.stderr, flush=True))
-    print(report.format())
-    return 0 if report.passed else 1
