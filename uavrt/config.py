@@ -163,6 +163,9 @@ class RunConfig:
     unet_batch: int = 1
 
     def __post_init__(self):
+        _check_fields(self, {name: (cls, f"a {cls.__name__} (from uavrt.config)") for name, cls in (
+            ("sampler", SamplerConfig), ("propagation", PropagationConfig), ("clips", ClipConfig),
+            ("tiles", TileConfig), ("window", WindowConfig), ("decode", DecodeConfig))})
         check_range("unet_batch", self.unet_batch, 1, 4096, integer=True)
 
 
@@ -186,9 +189,8 @@ class TrtOptions:
     cuda_graphs: bool = False
 
     def __post_init__(self):
-        _check_fields(self, {name: (cls, f"a {cls.__name__} (from uavrt.config)") for name, cls in (
-            ("sampler", SamplerConfig), ("propagation", PropagationConfig), ("clips", ClipConfig),
-            ("tiles", TileConfig), ("window", WindowConfig), ("decode", DecodeConfig))})
+        check_type("copy_outputs", self.copy_outputs, bool, "True or False")
+        check_type("cuda_graphs", self.cuda_graphs, bool, "True or False")
 
 
 DEVICES = "'cpu', 'cuda' or 'cuda:N' (N = 0, 1, ... a GPU index)"
@@ -232,6 +234,8 @@ class BackendConfig:
         check_choice("backend", self.backend, BACKENDS)
         check_device_name(self.device)
         check_choice("precision", self.precision, ("fp32", "fp16"))
+        check_type("ort", self.ort, OrtOptions, "an OrtOptions (from uavrt.config)")
+        check_type("trt", self.trt, TrtOptions, "a TrtOptions (from uavrt.config)")
         if self.engines is not None:
             check_type("engines", self.engines, (str, os.PathLike), "a folder path (str) or None")
             object.__setattr__(self, "engines", os.fspath(self.engines))
