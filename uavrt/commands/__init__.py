@@ -12,9 +12,9 @@ import logging
 import sys
 
 from ..errors import UavrtError
-from . import bench, convert, export, golden, info, upscale, verify
+from . import bench, convert, export, golden, info, serve, upscale, verify
 
-COMMANDS = (upscale, golden, convert, info, export, verify, bench)
+COMMANDS = (upscale, golden, convert, info, export, verify, bench, serve)
 
 
 class _Parser(argparse.ArgumentParser):

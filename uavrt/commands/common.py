@@ -89,6 +89,12 @@ class Progress:
             self.close()
             self.bars["frames"] = tqdm(total=total, unit="frame", desc="frames", position=0, file=sys.stderr)
             return
+        if kind == "workers":  # a cluster's per-worker throughput, shown beside the windows bar
+            bar = self.bars.get("windows")
+            if bar is not None:
+                bar.set_postfix_str(" ".join(f"{n.rsplit('-', 1)[-1]}:{w['fps'] or 0:.2f}fps"
+                                             for n, w in total.items()), refresh=True)
+            return
         bar = self.bars.get(kind)
         if bar is None or (kind == "step" and done == 1):
             if bar is not None:
@@ -102,3 +108,25 @@ class Progress:
         for b in self.bars.values():
             b.close()
         self.bars = {}
+
+
+class JsonProgress:
+    """One JSON object per progress event on stderr (for machines): {"event", "done", "total", "t"};
+    for a cluster also {"event": "workers", "workers": {name: {windows, frames, fps, state, ...}}}."""
+
+    def __init__(self):
+        import time
+        self.t0 = time.monotonic()
+
+    def __call__(self, kind, done, total):
+        import json
+        import time
+        ev = {"event": kind, "t": round(time.monotonic() - self.t0, 3)}
+        if kind == "workers":
+            ev["workers"] = total
+        else:
+            ev.update(done=done, total=total)
+        print(json.dumps(ev), file=sys.stderr, flush=True)
+
+    def close(self):
+        pass

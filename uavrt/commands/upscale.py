@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import UavrtError
-from .common import Progress, add_model_args, add_run_args, build_upscaler, run_config
+from ..errors import ConfigError, UavrtError
+from .common import JsonProgress, Progress, add_model_args, add_run_args, backend_config, build_upscaler, run_config
 
 
 def add_parser(sub):
@@ -19,6 +19,15 @@ def add_parser(sub):
     u.add_argument("--allow-truncated", action="store_true",
                    help="upscale the readable frames of a truncated input (else it is refused)")
     u.add_argument("-q", "--quiet", action="store_true")
+    u.add_argument("--json-progress", action="store_true", help="one JSON object per progress event on stderr")
+    r = u.add_argument_group("many GPUs and machines (Ray)")
+    r.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run the windows on Ray workers: no ADDRESS starts a local cluster; 'auto' or HOST:PORT "
+                        "joins one started with `ray start --head` (put --ray after INPUT)")
+    r.add_argument("--workers", type=int, default=None,
+                   help="Ray workers (default: one per GPU of the cluster, or one per CPU on a CPU cluster)")
+    r.add_argument("--ray-frames", default="ship", help="ship (driver sends the frames) | shared (workers read the "
+                                                         "input from the same path, a shared filesystem)")
     add_model_args(u)
     add_run_args(u)
     u.set_defaults(func=run)
@@ -32,17 +41,24 @@ def run(a) -> int:
     # every refusal that needs no model happens here, before any weight is read
     jobs = plan_upscale(a.input, a.output, cfg, backend_config(a), codec=a.codec, crf=a.crf, overwrite=a.overwrite,
                         fps=a.fps, allow_truncated=a.allow_truncated, weights=a.weights, demo=a.demo, vae=a.vae)
+    output = OutputConfig(codec=a.codec, crf=a.crf, overwrite=a.overwrite, fps=a.fps,
+                          allow_truncated=a.allow_truncated)
+    if a.ray is not None:
+        for job in jobs:
+            if job.error is not None:
+                print(f"uavrt upscale: FAILED {job.src}: {job.error}", file=sys.stderr)
+        rc = _upscale_on_ray(a, cfg, [(j.src, j.dst) for j in jobs if j.error is None], output)
+        return rc or (1 if any(j.error for j in jobs) else 0)
     up = build_upscaler(a, cfg)
     if up.info.get("demo"):
         from ..models.demo import DEMO_NOTICE
         print(f"uavrt: {DEMO_NOTICE}", file=sys.stderr)
-    out = OutputConfig(codec=a.codec, crf=a.crf, overwrite=a.overwrite, fps=a.fps, allow_truncated=a.allow_truncated)
     failed = []
     for job in jobs:
         if job.error is None:
-            prog = Progress(not a.quiet)
+            prog = JsonProgress() if a.json_progress else Progress(not a.quiet)
             try:
-                upscale_file(up, job.src, job.dst, out, prog)
+                upscale_file(up, job.src, job.dst, output, prog)
                 print(f"wrote {job.dst}")
                 continue
             except UavrtError as e:
@@ -57,4 +73,24 @@ def run(a) -> int:
         print(f"uavrt upscale: {len(jobs) - len(failed)} of {len(jobs)} videos written; failed: "
               + ", ".join(j.src.name for j in failed), file=sys.stderr)
         return 1
+    return 0
+
+
+def _upscale_on_ray(a, cfg, jobs, output) -> int:
+    from ..cluster import ClusterOptions, upscale_many
+    if a.demo == bool(a.weights):
+        raise ConfigError("--weights", a.weights, "a weights folder, or --demo (exactly one of them)")
+    if a.demo:
+        from ..models.demo import DEMO_NOTICE
+        print(f"uavrt: {DEMO_NOTICE}", file=sys.stderr)
+    opts = ClusterOptions(workers=a.workers, frames=a.ray_frames)
+    prog = JsonProgress() if a.json_progress else Progress(not a.quiet)
+    try:
+        done = upscale_many([s for s, _ in jobs], [d for _, d in jobs], cfg, backend_config(a), weights=a.weights,
+                            demo=a.demo, vae=a.vae, out=output, cluster=None if a.ray == "local" else a.ray,
+                            options=opts, progress=prog)
+    finally:
+        prog.close()
+    for dst in done:
+        print(f"wrote {dst}")
     return 0
