@@ -26,13 +26,14 @@ def pytest_collection_modifyitems(config, items):
     trt = None
     slow = os.environ.get("UAVRT_SLOW") == "1"
     for item in items:
-        if "gpu" in item.keywords and not gpu:
+        # markers, not keywords: keywords include directory names (a checkout named "gpu")
+        if item.get_closest_marker("gpu") and not gpu:
             item.add_marker(pytest.mark.skip(reason="no CUDA GPU on this machine (torch.cuda.is_available() is False)"))
-        if "trt" in item.keywords:
+        if item.get_closest_marker("trt"):
             trt = _has_trt() if trt is None else trt
             if not trt:
                 item.add_marker(pytest.mark.skip(reason="TensorRT is not installed (pip install tensorrt; needs a GPU)"))
-        if "slow" in item.keywords and not slow:
+        if item.get_closest_marker("slow") and not slow:
             item.add_marker(pytest.mark.skip(reason="slow test: set UAVRT_SLOW=1 to run it"))
 
 

@@ -18,6 +18,7 @@ from abc import ABC, abstractmethod
 
 import torch
 
+from ..devices import resolve_device
 from ..spec import NetworkSpec
 
 
@@ -25,7 +26,8 @@ class Runner(ABC):
     owns_outputs: bool = False
 
     def __init__(self, spec: NetworkSpec, device: torch.device, precision: str):
-        self.spec, self.device, self.precision = spec, torch.device(device), precision
+        # an explicit index: tensors report cuda:0, and cuda:0 != cuda
+        self.spec, self.device, self.precision = spec, resolve_device(device), precision
 
     def __call__(self, **inputs: torch.Tensor) -> dict:
         self.spec.bind_dims(inputs)

@@ -1,0 +1,207 @@
+"""The GPU path on a CPU: one window of the real upscaler through fake CUDA, computing nothing.
+
+    with fake_cuda():
+        report = dry_run(RunConfig(...), BackendConfig(device="cuda", precision="fp16"), 854, 480, 8)
+
+Builds the RELEASE networks from their packaged configs (uavrt/models/configs/*.json) on meta,
+materialises them as fake tensors at their device and run precision (the U-Net fp16, VAE and RAFT
+fp32, as the torch backend runs them), wraps them in the real torch backend's runners, and runs
+one window through the real Upscaler: noise, RAFT flows, the DDIM loop with tiles, clips, guidance
+and propagation, the tiled VAE decode, the colour fix, the uint8 conversion.
+
+What it proves: no tensor meets one on another device or of a dtype an op refuses; no host read
+of a device value and no host<->device copy inside the step loop (TransferMonitor); the shapes at
+real sizes; and, from the same trace, live-memory peaks per stage and FLOPs per network.
+What it does not: numerics (nothing is computed), kernel selection, speed, the text tower (its
+embeddings are fake [1, 77, 1024] tensors on the device, what `TextEncoder.encode` returns there),
+and what happens inside code that fake mode cannot enter (NVRTC launches, TensorRT, ONNX Runtime).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..config import BackendConfig, RunConfig
+from ..devices import resolve_device
+from ..errors import ConfigError
+from .. import spec as specs
+from .fake import ShapeMemo
+from .memory import StorageTracker, tensor_bytes
+from .transfers import TransferMonitor
+
+TEXT_TOKENS = 77
+# the release's packaged configs per network
+CONFIGS = {"unet": "unet_video", "vae_3d": "vae_3d", "vae_video": "vae_video", "raft": "raft_things"}
+
+
+class FakeText:
+    """Stands in for the text tower: embeddings of the right shape on the device (not traced)."""
+
+    def __init__(self, dim: int, device):
+        self.dim, self.device = dim, device
+
+    def encode(self, prompt: str) -> torch.Tensor:
+        return torch.zeros((1, TEXT_TOKENS, self.dim), dtype=torch.float32, device=self.device)
+
+
+@dataclass
+class NetworkCost:
+    weights_bytes: int = 0
+    calls: int = 0
+    traced: int = 0  # distinct input signatures traced in full
+    flops: int = 0  # over all calls
+    own_bytes: dict = field(default_factory=dict)  # signature -> transient peak of one call
+    flops_per_sig: dict = field(default_factory=dict)
+
+
+class _Observer:
+    """Per-signature cost of each network: live-memory transient and FLOPs, from its first trace."""
+
+    def __init__(self, tracker: StorageTracker | None, count_flops: bool, costs: dict):
+        self.tracker, self.count_flops, self.costs = tracker, count_flops, costs
+
+    @contextlib.contextmanager
+    def first(self, name, sig):
+        cost = self.costs[name]
+        cost.calls += 1
+        cost.traced += 1
+        with contextlib.ExitStack() as stack:
+            w = stack.enter_context(self.tracker.watch()) if self.tracker else None
+            counter = None
+            if self.count_flops:
+                from torch.utils.flop_counter import FlopCounterMode
+                counter = stack.enter_context(FlopCounterMode(display=False))
+            yield
+        if w is not None:
+            cost.own_bytes[sig] = w.own
+        if counter is not None:
+            cost.flops_per_sig[sig] = int(counter.get_total_flops())
+            cost.flops += cost.flops_per_sig[sig]
+
+    def repeat(self, name, sig):
+        cost = self.costs[name]
+        cost.calls += 1
+        cost.flops += cost.flops_per_sig.get(sig, 0)
+        if self.tracker:
+            self.tracker.spike(cost.own_bytes.get(sig, 0))
+
+
+class _Staged:
+    """A runner seen through a named memory stage (everything the runner does is that stage)."""
+
+    def __init__(self, runner, stage, tracker):
+        self._runner, self._stage, self._tracker = runner, stage, tracker
+
+    def __call__(self, **inputs):
+        with self._tracker.stage(self._stage):
+            return self._runner(**inputs)
+
+    def __getattr__(self, item):
+        return getattr(self._runner, item)
+
+
+@dataclass
+class DryRun:
+    device: str
+    precision: str
+    size: tuple  # (width, height) low-res
+    frames: int
+    tile: int | None
+    output: dict  # shape/dtype of the frames the window hands to the host
+    transfers: list
+    networks: dict  # name -> NetworkCost
+    memory: object | None  # MemoryTrace
+    seconds: float
+
+    @property
+    def loop_transfers(self) -> list:
+        return [t for t in self.transfers if t.in_loop]
+
+
+def fake_upscaler(cfg: RunConfig, backend: BackendConfig, vae: str = "3d", configs: dict | None = None,
+                  tracker: StorageTracker | None = None):
+    """The Upscaler with release-config networks as fake tensors (call inside `fake_cuda()`).
+    configs: network -> config dict to use instead of the packaged release config (tests)."""
+    from ..models import schedulers as sch
+    from ..models.release import build_network, packaged_config
+    from . import pipeline as pl
+    from .factory import make_backend
+    from .upscaler import Loaded, Upscaler, get_propagator
+
+    if backend.backend != "torch":
+        raise ConfigError("backend", backend.backend, "'torch' (the dry run traces PyTorch modules)")
+    device = resolve_device(backend.device)
+    be = make_backend(backend)
+    names = ["unet", f"vae_{vae}"] + (["raft"] if cfg.sampler.propagation_steps else [])
+    runners, costs = {}, {}
+    for name in names:
+        conf = (configs or {}).get(name) or packaged_config(CONFIGS[name])
+        spec = specs.get_spec(name)
+        dtype = {"fp16": torch.float16, "fp32": torch.float32}[spec.run_precision(backend.precision)]
+        module = ShapeMemo(build_network(name, conf, device, dtype), name)
+        if name == "raft":
+            module.iters = cfg.propagation.raft_iters
+        costs[name] = NetworkCost(weights_bytes=tensor_bytes(module.parameters(), device) +
+                                  tensor_bytes(module.buffers(), device))
+        runner = be.from_module(spec, module)
+        runners[name] = _Staged(runner, name, tracker) if tracker else runner
+        runners[name + ":memo"] = module
+    propagate = get_propagator(cfg.propagation.propagator)
+    if tracker:
+        base_propagate = propagate
+
+        def propagate(*a, **k):
+            with tracker.stage("propagation"):
+                return base_propagate(*a, **k)
+    unet_conf = (configs or {}).get("unet") or packaged_config("unet_video")
+    nets = pl.Networks(
+        unet=runners["unet"], vae=runners[f"vae_{vae}"], raft=runners.get("raft"), propagate=propagate,
+        ddim=sch.DDIMConfig(), low_res_acp=sch.alphas_cumprod(sch.LowResNoiseConfig()).to(device),
+        device=device)
+    text = FakeText(int(unet_conf["cross_attention_dim"]), device)
+    info = {"weights": "release configs, fake tensors", "backend": be.name, "vae": f"vae_{vae}"}
+    up = Upscaler(Loaded(nets, text, info), cfg)
+    memos = {n: runners[n + ":memo"] for n in names}
+    return up, memos, costs
+
+
+def dry_run(cfg: RunConfig, backend: BackendConfig, width: int, height: int, frames: int, *, vae: str = "3d",
+            track_memory: bool = True, count_flops: bool = True, configs: dict | None = None,
+            inject=None) -> DryRun:
+    """One window of `frames` low-res frames of width x height through the fake GPU path.
+    Call inside `fake_cuda()`. `inject(upscaler)` may alter the upscaler first (tests)."""
+    t0 = time.perf_counter()
+    device = resolve_device(backend.device)
+    tracker = StorageTracker(device) if track_memory else None
+    up, memos, costs = fake_upscaler(cfg, backend, vae, configs, tracker)
+    obs = _Observer(tracker, count_flops, costs)
+    for m in memos.values():
+        m.memo["observer"] = obs
+    if inject is not None:
+        inject(up)
+    chunk = np.zeros((frames, height, width, 3), dtype=np.uint8)
+    monitor = TransferMonitor(device)
+    with contextlib.ExitStack() as stack:
+        if tracker:
+            stack.enter_context(tracker)
+            stack.enter_context(tracker.stage("window"))
+        stack.enter_context(monitor)
+        out = _window(up, chunk)
+    h, w = chunk.shape[1:3]
+    return DryRun(str(device), backend.precision, (width, height), frames, up.tile_size(h, w),
+                  {"shape": tuple(out.shape), "dtype": str(out.dtype), "device": str(out.device)},
+                  monitor.transfers, costs, tracker.trace if tracker else None, time.perf_counter() - t0)
+
+
+def _window(up, chunk: np.ndarray) -> torch.Tensor:
+    """What Upscaler.stream does with one window, up to the frames handed to the host."""
+    from .pipeline import to_uint8
+    x = torch.from_numpy(chunk).to(up.nets.device)  # [T, h, w, 3] uint8
+    low_res = (x.permute(3, 0, 1, 2)[None].float() / 255.0 - 0.5) * 2.0
+    video = up.upscale_window(low_res, 0)
+    return to_uint8(video).cpu()
