@@ -107,13 +107,39 @@ class RealHost(TorchDispatchMode):
         return func(*args, **kwargs)
 
 
+class GpuAttention(torch.overrides.TorchFunctionMode):
+    """SDPA on fake CUDA tensors as a GPU runs it, not as the CPU build would.
+
+    On the CPU build, `scaled_dot_product_attention` of fake CUDA tensors falls back to the math
+    path, which materialises the [L, S] score matrix (51 GB for the release VAE's mid-block at a
+    256x256 latent); on a GPU torch picks a fused kernel. Following torch's selection rules for
+    inputs like the release networks' (no mask, no dropout): flash attention for fp16/bf16 with
+    head dim <= 256, else memory-efficient attention. Their meta kernels give the outputs (and
+    the flop counter has formulas for both)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.nn.functional.scaled_dot_product_attention:
+            q, k, v = args[:3]
+            mask = kwargs.get("attn_mask", args[3] if len(args) > 3 else None)
+            dropout = kwargs.get("dropout_p", args[4] if len(args) > 4 else 0.0)
+            causal = kwargs.get("is_causal", args[5] if len(args) > 5 else False)
+            if q.device.type == "cuda" and mask is None and dropout == 0.0 and not kwargs.get("enable_gqa"):
+                scale = kwargs.get("scale")
+                if q.dtype in (torch.float16, torch.bfloat16) and q.shape[-1] <= 256:
+                    return torch.ops.aten._scaled_dot_product_flash_attention(q, k, v, 0.0, causal, scale=scale)[0]
+                return torch.ops.aten._scaled_dot_product_efficient_attention(q, k, v, None, False, 0.0, causal,
+                                                                              scale=scale)[0]
+        return func(*args, **kwargs)
+
+
 @contextlib.contextmanager
 def fake_cuda():
     """FakeTensorMode where `cuda:0` tensors work on this machine (see the module docstring);
-    host-side tensor code stays real (RealHost)."""
+    host-side tensor code stays real (RealHost); attention as a GPU runs it (GpuAttention)."""
     from torch._subclasses.fake_tensor import FakeTensorMode
     _enable_guard()
-    with FakeTensorMode(allow_non_fake_inputs=True) as mode, RealHost():
+    with FakeTensorMode(allow_non_fake_inputs=True) as mode, RealHost(), GpuAttention():
         yield mode
 
 
