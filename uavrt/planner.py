@@ -13,6 +13,7 @@ linearly with it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from dataclasses import dataclass, replace
@@ -121,8 +122,9 @@ def _trace_config(cfg: RunConfig) -> RunConfig:
 
 
 def predict(cfg: RunConfig, backend: BackendConfig, width: int, height: int, num_frames: int, *,
-            vae: str = "3d", configs: dict | None = None) -> Prediction:
-    """The plan and predicted peak memory of upscaling `num_frames` frames of width x height."""
+            vae: str = "3d", configs: dict | None = None, cache: dict | None = None) -> Prediction:
+    """The plan and predicted peak memory of upscaling `num_frames` frames of width x height.
+    With `cache` the caller is inside `fake_cuda()` and shares built networks across predictions."""
     from .devices import resolve_device
     from .runtime.dryrun import dry_run
     from .runtime.fake import fake_cuda
@@ -134,8 +136,9 @@ def predict(cfg: RunConfig, backend: BackendConfig, width: int, height: int, num
     T = min(num_frames, cfg.window.frames)
     windows = window_spans(num_frames, cfg.window.frames, cfg.window.overlap) if num_frames > T else [None]
     tcfg = _trace_config(cfg)
-    with fake_cuda():
-        run = dry_run(tcfg, replace(backend, device=str(device)), width, height, T, vae=vae, configs=configs)
+    with (contextlib.nullcontext() if cache is not None else fake_cuda()):
+        run = dry_run(tcfg, replace(backend, device=str(device)), width, height, T, vae=vae, configs=configs,
+                      cache=cache)
     trace_steps = tcfg.sampler.steps
     nets = run.networks
     unet = nets["unet"]
@@ -188,17 +191,17 @@ def fit_tile(cfg: RunConfig, backend: BackendConfig, width: int, height: int, nu
     else:
         candidates = [cfg] + [replace(cfg, tiles=replace(cfg.tiles, size=t, overlap=min(cfg.tiles.overlap, t // 2)))
                               for t in TILE_CANDIDATES if t < max(width, height)]
-    best = None
-    for c in candidates:
-        p = predict(c, backend, width, height, num_frames, vae=vae, configs=configs)
-        if log:
-            log(f"tile {p.tile or 'none'}: predicted peak {p.peak / GiB:.2f} GiB ({p.worst.name})")
-        if p.peak <= max_bytes:
-            return c, p
-        if best is None or p.peak < best[1].peak:
-            best = (c, p)
-        if c.tiles.size is not None and p.tile is None:
-            break  # the tile covers the frame: smaller candidates are the same run
+    from .runtime.fake import fake_cuda
+    best, cache = None, {}
+    with fake_cuda():
+        for c in candidates:
+            p = predict(c, backend, width, height, num_frames, vae=vae, configs=configs, cache=cache)
+            if log:
+                log(f"tile {p.tile or 'none'}: predicted peak {p.peak / GiB:.2f} GiB ({p.worst.name})")
+            if p.peak <= max_bytes:
+                return c, p
+            if best is None or p.peak < best[1].peak:
+                best = (c, p)
     p = best[1]
     s = p.worst
     raise ConfigError("max_memory", f"{max_bytes / GiB:.2f} GiB",

@@ -53,23 +53,21 @@ class FakeText:
 class NetworkCost:
     weights_bytes: int = 0
     calls: int = 0
-    traced: int = 0  # distinct input signatures traced in full
-    flops: int = 0  # over all calls
-    own_bytes: dict = field(default_factory=dict)  # signature -> transient peak of one call
-    flops_per_sig: dict = field(default_factory=dict)
+    traced: int = 0  # distinct input signatures (each traced in full once per process cache)
+    flops: int = 0  # over all calls of this run
+    own_bytes: int = 0  # largest transient of one call (live bytes above its inputs)
 
 
 class _Observer:
-    """Per-signature cost of each network: live-memory transient and FLOPs, from its first trace."""
+    """Per-signature cost of each network call, recorded on its first trace: the live-memory
+    transient (StorageTracker.watch) and FLOPs (torch's FlopCounterMode, which has formulas for
+    the fake kernels); repeats replay them."""
 
-    def __init__(self, tracker: StorageTracker | None, count_flops: bool, costs: dict):
-        self.tracker, self.count_flops, self.costs = tracker, count_flops, costs
+    def __init__(self, tracker: StorageTracker | None, count_flops: bool):
+        self.tracker, self.count_flops = tracker, count_flops
 
     @contextlib.contextmanager
-    def first(self, name, sig):
-        cost = self.costs[name]
-        cost.calls += 1
-        cost.traced += 1
+    def first(self, name, cost: dict):
         with contextlib.ExitStack() as stack:
             w = stack.enter_context(self.tracker.watch()) if self.tracker else None
             counter = None
@@ -78,17 +76,13 @@ class _Observer:
                 counter = stack.enter_context(FlopCounterMode(display=False))
             yield
         if w is not None:
-            cost.own_bytes[sig] = w.own
+            cost["own_bytes"] = w.own
         if counter is not None:
-            cost.flops_per_sig[sig] = int(counter.get_total_flops())
-            cost.flops += cost.flops_per_sig[sig]
+            cost["flops"] = int(counter.get_total_flops())
 
-    def repeat(self, name, sig):
-        cost = self.costs[name]
-        cost.calls += 1
-        cost.flops += cost.flops_per_sig.get(sig, 0)
+    def repeat(self, name, cost: dict):
         if self.tracker:
-            self.tracker.spike(cost.own_bytes.get(sig, 0))
+            self.tracker.spike(cost.get("own_bytes", 0))
 
 
 class _Staged:
@@ -124,9 +118,13 @@ class DryRun:
 
 
 def fake_upscaler(cfg: RunConfig, backend: BackendConfig, vae: str = "3d", configs: dict | None = None,
-                  tracker: StorageTracker | None = None):
+                  tracker: StorageTracker | None = None, cache: dict | None = None):
     """The Upscaler with release-config networks as fake tensors (call inside `fake_cuda()`).
-    configs: network -> config dict to use instead of the packaged release config (tests)."""
+    configs: network -> config dict to use instead of the packaged release config (tests).
+    cache: a dict kept by the caller for the life of ONE fake_cuda() context: built networks and
+    their traces are reused by later runs (the same network traced at the same input metadata
+    gives the same result)."""
+    import json
     from ..models import schedulers as sch
     from ..models.release import build_network, packaged_config
     from . import pipeline as pl
@@ -143,7 +141,13 @@ def fake_upscaler(cfg: RunConfig, backend: BackendConfig, vae: str = "3d", confi
         conf = (configs or {}).get(name) or packaged_config(CONFIGS[name])
         spec = specs.get_spec(name)
         dtype = {"fp16": torch.float16, "fp32": torch.float32}[spec.run_precision(backend.precision)]
-        module = ShapeMemo(build_network(name, conf, device, dtype), name)
+        key = (name, json.dumps(conf, sort_keys=True), str(device), dtype)
+        module = cache.get(key) if cache is not None else None
+        if module is None:
+            module = ShapeMemo(build_network(name, conf, device, dtype), name)
+            if cache is not None:
+                cache[key] = module
+        module.memo["calls"] = {}
         if name == "raft":
             module.iters = cfg.propagation.raft_iters
         costs[name] = NetworkCost(weights_bytes=tensor_bytes(module.parameters(), device) +
@@ -172,14 +176,16 @@ def fake_upscaler(cfg: RunConfig, backend: BackendConfig, vae: str = "3d", confi
 
 def dry_run(cfg: RunConfig, backend: BackendConfig, width: int, height: int, frames: int, *, vae: str = "3d",
             track_memory: bool = True, count_flops: bool = True, configs: dict | None = None,
-            inject=None) -> DryRun:
+            inject=None, cache: dict | None = None) -> DryRun:
     """One window of `frames` low-res frames of width x height through the fake GPU path.
-    Call inside `fake_cuda()`. `inject(upscaler)` may alter the upscaler first (tests)."""
+    Call inside `fake_cuda()`. `inject(upscaler)` may alter the upscaler first (tests).
+    A cache reused with other `track_memory`/`count_flops` settings keeps the costs its traces
+    recorded (a cost not recorded by the first trace stays unknown: 0)."""
     t0 = time.perf_counter()
     device = resolve_device(backend.device)
     tracker = StorageTracker(device) if track_memory else None
-    up, memos, costs = fake_upscaler(cfg, backend, vae, configs, tracker)
-    obs = _Observer(tracker, count_flops, costs)
+    up, memos, costs = fake_upscaler(cfg, backend, vae, configs, tracker, cache)
+    obs = _Observer(tracker, count_flops)
     for m in memos.values():
         m.memo["observer"] = obs
     if inject is not None:
@@ -192,6 +198,13 @@ def dry_run(cfg: RunConfig, backend: BackendConfig, width: int, height: int, fra
             stack.enter_context(tracker.stage("window"))
         stack.enter_context(monitor)
         out = _window(up, chunk)
+    for name, m in memos.items():
+        c = costs[name]
+        c.calls = sum(m.memo["calls"].values())
+        c.traced = len(m.memo["calls"])
+        c.flops = sum(n * m.memo["costs"][sig].get("flops", 0) for sig, n in m.memo["calls"].items())
+        c.own_bytes = max((m.memo["costs"][sig].get("own_bytes", 0) for sig in m.memo["calls"]), default=0)
+        m.memo["observer"] = None
     h, w = chunk.shape[1:3]
     return DryRun(str(device), backend.precision, (width, height), frames, up.tile_size(h, w),
                   {"shape": tuple(out.shape), "dtype": str(out.dtype), "device": str(out.device)},

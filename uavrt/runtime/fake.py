@@ -99,8 +99,9 @@ class RealHost(TorchDispatchMode):
         kwargs = kwargs or {}
         tensors = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
         dev = kwargs.get("device")
-        host = all(not isinstance(t, FakeTensor) and t.device.type == "cpu" for t in tensors) and \
-            (dev is None or torch.device(dev).type == "cpu")
+        # meta tensors (networks being built before materialisation) are free to run for real too
+        host = all(not isinstance(t, FakeTensor) and t.device.type in ("cpu", "meta") for t in tensors) and \
+            (dev is None or torch.device(dev).type in ("cpu", "meta"))
         if host:
             with _disable_current_modes():
                 return func(*args, **kwargs)
@@ -161,7 +162,9 @@ class ShapeMemo(torch.nn.Module):
     def __init__(self, module: torch.nn.Module, name: str):
         super().__init__()
         self.inner = module
-        object.__setattr__(self, "memo", {"name": name, "traces": {}, "calls": {}, "observer": None})
+        # traces: signature -> (single output?, output metadata); costs: signature -> dict the
+        # observer fills on the first trace (e.g. own_bytes, flops); calls: this run's counts
+        object.__setattr__(self, "memo", {"name": name, "traces": {}, "costs": {}, "calls": {}, "observer": None})
 
     @property
     def calls(self) -> dict:
@@ -186,14 +189,15 @@ class ShapeMemo(torch.nn.Module):
         m["calls"][sig] = m["calls"].get(sig, 0) + 1
         obs = m["observer"]
         if sig not in m["traces"]:
-            with (obs.first(m["name"], sig) if obs else contextlib.nullcontext()):
+            cost = m["costs"][sig] = {}
+            with (obs.first(m["name"], cost) if obs else contextlib.nullcontext()):
                 out = self.inner(*args, **kwargs)
             outs = (out,) if isinstance(out, torch.Tensor) else tuple(out)
             m["traces"][sig] = (isinstance(out, torch.Tensor),
                                 [(tuple(o.shape), o.stride(), o.dtype, o.device) for o in outs])
             return out
         if obs:
-            obs.repeat(m["name"], sig)
+            obs.repeat(m["name"], m["costs"][sig])
         single, metas = m["traces"][sig]
         outs = tuple(torch.empty_strided(s, st, dtype=d, device=dev) for s, st, d, dev in metas)
         return outs[0] if single else outs
