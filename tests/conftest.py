@@ -11,6 +11,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU (skipped with the reason when absent)")
     config.addinivalue_line("markers", "trt: needs TensorRT (skipped with the reason when absent)")
     config.addinivalue_line("markers", "slow: slow test (run with UAVRT_SLOW=1)")
+    config.addinivalue_line("markers", "trt11_contract: the TensorRT 11.4 API contract (tests/trt11; CPU, subprocesses)")
 
 
 def _has_trt():
@@ -26,7 +27,8 @@ def pytest_collection_modifyitems(config, items):
     trt = None
     slow = os.environ.get("UAVRT_SLOW") == "1"
     for item in items:
-        # markers, not keywords: keywords include directory names (a checkout named "gpu")
+        # markers, not `item.keywords`: keywords also hold every parent node's name, so a checkout
+        # in a folder named "trt" or "gpu" would skip the whole suite
         if item.get_closest_marker("gpu") and not gpu:
             item.add_marker(pytest.mark.skip(reason="no CUDA GPU on this machine (torch.cuda.is_available() is False)"))
         if item.get_closest_marker("trt"):

@@ -1,11 +1,7 @@
-"""One home for device names: every backend and the upscaler resolve devices here.
+"""Device names -> torch.device with an explicit index.
 
-`torch.device("cuda") == torch.device("cuda:0")` is False, while every CUDA tensor reports its
-index (`cuda:0`). A runner that kept the bare name would refuse its own inputs, and copies to the
-bare name fail under FakeTensorMode (the CPU dry run). So accelerator devices always carry an
-explicit index: the current device's when torch can ask the driver, else 0 (what a tensor created
-on the bare name reports on a CPU-only build under fake mode). `cpu` stays index-less, as CPU
-tensors report it.
+Tensors on a GPU report `cuda:0`, and `torch.device("cuda:0") != torch.device("cuda")`, so every
+device a runner, a model or a buffer compares against is resolved here once.
 """
 
 from __future__ import annotations
@@ -14,18 +10,21 @@ import torch
 
 from .errors import ConfigError
 
-DEVICE_TYPES = ("cpu", "cuda", "meta")
+DEVICE_TYPES = ("cpu", "cuda")
 
 
 def resolve_device(device) -> torch.device:
-    """'cuda' -> cuda:<current>, 'cuda:1' -> cuda:1, 'cpu' -> cpu; an unknown name -> ConfigError."""
+    """'cpu' -> cpu; 'cuda' -> cuda:<current device> (cuda:0 without a usable CUDA runtime, as in
+    a fake-CUDA trace); 'cuda:N' -> cuda:N. Other types are refused naming the value."""
     try:
         dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ConfigError("device", device, "cpu, cuda or cuda:N") from e
+    except (RuntimeError, TypeError):
+        raise ConfigError("device", device, "'cpu', 'cuda' or 'cuda:N'") from None
     if dev.type not in DEVICE_TYPES:
-        raise ConfigError("device", device, "cpu, cuda or cuda:N")
-    if dev.type == "cuda" and dev.index is None:
-        index = torch.cuda.current_device() if torch.cuda.is_available() else 0
-        return torch.device("cuda", index)
-    return dev
+        raise ConfigError("device", device, "'cpu', 'cuda' or 'cuda:N'")
+    if dev.type == "cpu":
+        return torch.device("cpu")
+    if dev.index is not None:
+        return dev
+    index = torch.cuda.current_device() if torch.cuda.is_available() else 0
+    return torch.device("cuda", index)

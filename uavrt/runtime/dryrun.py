@@ -31,6 +31,7 @@ from ..devices import resolve_device
 from ..errors import ConfigError
 from .. import spec as specs
 from .fake import ShapeMemo
+from .plan import choose_tile
 from .memory import StorageTracker, tensor_bytes
 from .transfers import TransferMonitor
 
@@ -127,16 +128,16 @@ def fake_upscaler(cfg: RunConfig, backend: BackendConfig, vae: str = "3d", confi
     import json
     from ..models import schedulers as sch
     from ..models.release import build_network, packaged_config
-    from . import pipeline as pl
     from .factory import make_backend
-    from .upscaler import Loaded, Upscaler, get_propagator
+    from .model import Model
+    from .upscaler import Upscaler
 
     if backend.backend != "torch":
         raise ConfigError("backend", backend.backend, "'torch' (the dry run traces PyTorch modules)")
     device = resolve_device(backend.device)
     be = make_backend(backend)
     names = ["unet", f"vae_{vae}"] + (["raft"] if cfg.sampler.propagation_steps else [])
-    runners, costs = {}, {}
+    runners, costs, memos = {}, {}, {}
     for name in names:
         conf = (configs or {}).get(name) or packaged_config(CONFIGS[name])
         spec = specs.get_spec(name)
@@ -154,23 +155,24 @@ def fake_upscaler(cfg: RunConfig, backend: BackendConfig, vae: str = "3d", confi
                                   tensor_bytes(module.buffers(), device))
         runner = be.from_module(spec, module)
         runners[name] = _Staged(runner, name, tracker) if tracker else runner
-        runners[name + ":memo"] = module
-    propagate = get_propagator(cfg.propagation.propagator)
+        memos[name] = module
+    unet_conf = (configs or {}).get("unet") or packaged_config("unet_video")
+    vae_conf = (configs or {}).get(f"vae_{vae}") or packaged_config(CONFIGS[f"vae_{vae}"])
+    ddim = sch.DDIMConfig()  # the release's scheduler (its defaults are the release values)
+    model = Model(unet=runners["unet"], vae=runners[f"vae_{vae}"], raft=runners.get("raft"), ddim=ddim,
+                  alphas_cumprod=sch.alphas_cumprod(ddim).to(device),
+                  low_res_acp=sch.alphas_cumprod(sch.LowResNoiseConfig()).to(device), device=device,
+                  scaling_factor=float(vae_conf.get("scaling_factor", 0.08333)),
+                  text=FakeText(int(unet_conf["cross_attention_dim"]), device),
+                  info={"weights": "release configs, fake tensors", "backend": be.name, "vae": f"vae_{vae}"})
+    up = Upscaler(model, cfg)
     if tracker:
-        base_propagate = propagate
+        base_propagate = up.propagate
 
         def propagate(*a, **k):
             with tracker.stage("propagation"):
                 return base_propagate(*a, **k)
-    unet_conf = (configs or {}).get("unet") or packaged_config("unet_video")
-    nets = pl.Networks(
-        unet=runners["unet"], vae=runners[f"vae_{vae}"], raft=runners.get("raft"), propagate=propagate,
-        ddim=sch.DDIMConfig(), low_res_acp=sch.alphas_cumprod(sch.LowResNoiseConfig()).to(device),
-        device=device)
-    text = FakeText(int(unet_conf["cross_attention_dim"]), device)
-    info = {"weights": "release configs, fake tensors", "backend": be.name, "vae": f"vae_{vae}"}
-    up = Upscaler(Loaded(nets, text, info), cfg)
-    memos = {n: runners[n + ":memo"] for n in names}
+        up.propagate = propagate
     return up, memos, costs
 
 
@@ -206,15 +208,16 @@ def dry_run(cfg: RunConfig, backend: BackendConfig, width: int, height: int, fra
         c.own_bytes = max((m.memo["costs"][sig].get("own_bytes", 0) for sig in m.memo["calls"]), default=0)
         m.memo["observer"] = None
     h, w = chunk.shape[1:3]
-    return DryRun(str(device), backend.precision, (width, height), frames, up.tile_size(h, w),
+    return DryRun(str(device), backend.precision, (width, height), frames, choose_tile(cfg.tiles, h, w),
                   {"shape": tuple(out.shape), "dtype": str(out.dtype), "device": str(out.device)},
                   monitor.transfers, costs, tracker.trace if tracker else None, time.perf_counter() - t0)
 
 
 def _window(up, chunk: np.ndarray) -> torch.Tensor:
-    """What Upscaler.stream does with one window, up to the frames handed to the host."""
-    from .pipeline import to_uint8
-    x = torch.from_numpy(chunk).to(up.nets.device)  # [T, h, w, 3] uint8
+    """Upscaler.process_window up to the frames handed to the host (the float copies for a
+    cross-fade are not taken: a single window has none)."""
+    from .upscaler import to_uint8
+    x = torch.from_numpy(chunk).to(up.model.device)  # [T, h, w, 3] uint8, as process_window does
     low_res = (x.permute(3, 0, 1, 2)[None].float() / 255.0 - 0.5) * 2.0
-    video = up.upscale_window(low_res, 0)
-    return to_uint8(video).cpu()
+    video = up.upscale_tensor(low_res, 0)
+    return to_uint8(video).cpu()  # process_window: then .numpy(), which fake tensors cannot do

@@ -165,7 +165,7 @@ class OrtBackend(Backend):
         return self.load(spec, path, expect={"precision": precision}, keep_alive=tmp)
 
     def load_network(self, spec: NetworkSpec, loaded) -> OrtRunner:
-        """A runner for a loaded release network (`uavrt.models.release.LoadedNetwork`): its graph
+        """A runner for a loaded release network (`uavrt.models.release.Checkpoint`): its graph
         from `engines` (checked against the weights hash and config), else exported now."""
         precision = spec.run_precision(self.precision)
         if self.engines is None:

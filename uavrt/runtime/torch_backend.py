@@ -24,9 +24,6 @@ def is_placed(module: torch.nn.Module, device: torch.device, dtype: torch.dtype)
 class TorchRunner(Runner):
     def __init__(self, spec: NetworkSpec, module: torch.nn.Module, device, precision: str):
         super().__init__(spec, device, precision)
-        # networks whose every input keeps fp32 (VAE, RAFT) stay fp32 even in an fp16 run, as the
-        # release does: their range/precision needs it.
-        self.precision = spec.run_precision(precision)
         dtype = DTYPES[self.precision]
         if not is_placed(module, self.device, dtype):  # loaded in place: no second copy
             module = module.to(device=self.device, dtype=dtype)
