@@ -11,9 +11,9 @@ import argparse
 import sys
 
 from ..errors import UavrtError
-from . import bench, convert, export, golden, info, upscale, verify
+from . import bench, convert, export, golden, info, plan, upscale, verify
 
-COMMANDS = (upscale, golden, convert, info, export, verify, bench)
+COMMANDS = (upscale, golden, convert, info, export, verify, bench, plan)
 
 
 def build_parser():

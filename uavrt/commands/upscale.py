@@ -19,9 +19,23 @@ def add_parser(sub):
     u.add_argument("--crf", type=int, default=None)
     u.add_argument("--fps", type=Fraction, default=None, help="frame rate for image-folder inputs (default 30)")
     u.add_argument("-q", "--quiet", action="store_true")
+    u.add_argument("--max-memory", default=None,
+                   help="GPU memory budget, e.g. 24GB: the largest tile whose predicted peak fits (uavrt plan)")
     add_model_args(u)
     add_run_args(u)
     u.set_defaults(func=run)
+
+
+def _fit_memory(a, cfg, src):
+    from .common import backend_config
+    from .plan import fit_memory, input_shape
+    if a.backend != "torch":
+        raise ConfigError("--max-memory", a.max_memory, "used with --backend torch (the planner traces PyTorch)")
+    width, height, frames = input_shape(src)
+    cfg, p = fit_memory(cfg, backend_config(a), width, height, frames, a.max_memory, a.vae)
+    print(f"uavrt: --max-memory {a.max_memory}: tile {p.tile or 'none (untiled)'}, predicted peak "
+          f"{p.peak / (1 << 30):.2f} GiB in {p.worst.name}", file=sys.stderr)
+    return cfg
 
 
 def run(a) -> int:
@@ -37,6 +51,8 @@ def run(a) -> int:
     for _, dst in jobs:  # refuse before loading anything
         if not is_folder_target(dst):
             check_writable(dst, a.overwrite)
+    if getattr(a, "max_memory", None):  # before any work: refuse a budget nothing fits
+        cfg = _fit_memory(a, cfg, inputs[0])
     up = build_upscaler(a, cfg)
     if up.info.get("demo"):
         from ..models.demo import DEMO_NOTICE

@@ -199,7 +199,12 @@ def dry_run(cfg: RunConfig, backend: BackendConfig, width: int, height: int, fra
             stack.enter_context(tracker)
             stack.enter_context(tracker.stage("window"))
         stack.enter_context(monitor)
-        out = _window(up, chunk)
+        try:
+            out = _window(up, chunk)
+        except RuntimeError as e:
+            if "device" not in str(e).lower():
+                raise
+            raise DeviceMismatch(f"{type(e).__name__}: {e}\n{misplaced_tensors(e.__traceback__, device)}") from e
     for name, m in memos.items():
         c = costs[name]
         c.calls = sum(m.memo["calls"].values())
@@ -211,6 +216,34 @@ def dry_run(cfg: RunConfig, backend: BackendConfig, width: int, height: int, fra
     return DryRun(str(device), backend.precision, (width, height), frames, choose_tile(cfg.tiles, h, w),
                   {"shape": tuple(out.shape), "dtype": str(out.dtype), "device": str(out.device)},
                   monitor.transfers, costs, tracker.trace if tracker else None, time.perf_counter() - t0)
+
+
+class DeviceMismatch(RuntimeError):
+    """A tensor on another device than the run's met the run's tensors (named with its frame)."""
+
+
+def misplaced_tensors(tb, device: torch.device) -> str:
+    """The innermost uavrt frame of a traceback holding tensors that are not on `device` (0-d CPU
+    scalars are allowed next to device tensors), with those tensors' names, shapes and devices."""
+    import linecache
+    import os
+    from .transfers import _PKG, _SKIP
+    frames = []
+    while tb is not None:
+        frames.append((tb.tb_frame, tb.tb_lineno))
+        tb = tb.tb_next
+    for frame, line in reversed(frames):
+        fn = os.path.abspath(frame.f_code.co_filename)
+        if not fn.startswith(_PKG) or fn in _SKIP:
+            continue
+        bad = {k: v for k, v in frame.f_locals.items() if isinstance(v, torch.Tensor) and v.device != device
+               and not (v.dim() == 0 and v.device.type == "cpu")}
+        if bad:
+            names = ", ".join(f"{k} {tuple(v.shape)} {v.dtype} on {v.device}" for k, v in bad.items())
+            src = linecache.getline(fn, line).strip()
+            return (f"misplaced tensor(s) {names} (the run is on {device}) at uavrt/{os.path.relpath(fn, _PKG)}:"
+                    f"{line} in {frame.f_code.co_name}: {src}")
+    return f"no uavrt frame holds a tensor off {device}"
 
 
 def _window(up, chunk: np.ndarray) -> torch.Tensor:
