@@ -84,3 +84,42 @@ def test_parse_bytes():
     for bad in ("lots", "-1GB", "0"):
         with pytest.raises(ConfigError, match="max_memory"):
             parse_bytes(bad)
+
+
+def _demo_configs():
+    from uavrt.models.demo import DEMO_UNET, DEMO_VAE
+    return {"unet": DEMO_UNET, "vae_3d": DEMO_VAE["vae_3d"]}
+
+
+def test_max_memory_picks_the_largest_tile_that_fits_or_refuses_naming_the_stage():
+    """fit_tile on the demo networks (fake CUDA, fp16): budgets between the untiled prediction and
+    a tiled one pick that tile; a budget nothing fits is refused naming the stage and the bytes."""
+    from uavrt.planner import fit_tile, predict
+    from uavrt.runtime.fake import fake_cuda
+    cfg = RunConfig(sampler=SamplerConfig(steps=2), tiles=TileConfig(auto_area=10**9))  # untiled by default
+    backend = BackendConfig(device="cuda", precision="fp16")
+    w, h, n = 96, 64, 6
+    c, untiled = fit_tile(cfg, backend, w, h, n, 1 << 40, configs=_demo_configs())
+    assert untiled.tile is None and c.tiles.size is None
+    cache = {}
+    with fake_cuda():
+        tiled = predict(RunConfig(sampler=cfg.sampler, tiles=TileConfig(size=64, overlap=16)), backend, w, h, n,
+                        configs=_demo_configs(), cache=cache)
+    assert tiled.peak < untiled.peak
+    c, p = fit_tile(cfg, backend, w, h, n, (tiled.peak + untiled.peak) // 2, configs=_demo_configs())
+    assert p.tile == 64 and c.tiles.size == 64
+    with pytest.raises(ConfigError, match=r"max_memory.*stage '(unet|vae_3d|window)' needs \d+ bytes"):
+        fit_tile(cfg, backend, w, h, n, 1 << 20, configs=_demo_configs())
+
+
+def test_plan_prints_windows_tiles_calls_flops_and_memory():
+    from uavrt.planner import format_plan, predict
+    cfg = RunConfig(sampler=SamplerConfig(steps=3), tiles=TileConfig(size=32, overlap=8))
+    p = predict(cfg, BackendConfig(device="cuda", precision="fp16"), 64, 48, 40, configs=_demo_configs())
+    assert (p.windows, p.window_frames, p.clips, p.tiles, p.unet_calls_per_step) == (2, 32, 6, 6, 36)
+    assert p.flops["unet"] > 0 and p.flops_per_frame > 0 and p.transfers_in_loop == 0
+    text = format_plan(p)
+    for line in ("windows: 2 of 32 frames", "tiles: 6 of 32x32", "U-Net calls per step: 36", "FLOPs per output frame",
+                 "predicted peak per stage", "not in the trace"):
+        assert line in text
+    json.dumps(p.to_json())

@@ -31,10 +31,22 @@ def input_shape(path) -> tuple:
     return info.width, info.height, info.num_frames
 
 
-def fit_memory(cfg, backend, width, height, frames, max_memory, vae="3d", log=None):
+def network_configs(weights=None, demo=False, vae="3d") -> dict | None:
+    """The configs of the networks a run will load (None: the packaged release configs)."""
+    if not (weights or demo):
+        return None
+    from ..models.release import network_config
+    if demo:
+        from ..models.demo import DEMO_UNET, DEMO_VAE
+        return {"unet": DEMO_UNET, f"vae_{vae}": DEMO_VAE[f"vae_{vae}"]}
+    return {n: network_config(weights, n) for n in ("unet", f"vae_{vae}")}
+
+
+def fit_memory(cfg, backend, width, height, frames, max_memory, vae="3d", log=None, configs=None):
     """(RunConfig with the chosen tile, Prediction) for `--max-memory` (upscale and plan)."""
     from ..planner import fit_tile, parse_bytes
-    return fit_tile(cfg, backend, width, height, frames, parse_bytes(max_memory), vae=vae, log=log)
+    budget = parse_bytes(max_memory)
+    return fit_tile(cfg, backend, width, height, frames, budget, vae=vae, log=log, configs=configs)
 
 
 def run(a) -> int:

@@ -28,11 +28,14 @@ def add_parser(sub):
 
 def _fit_memory(a, cfg, src):
     from .common import backend_config
-    from .plan import fit_memory, input_shape
+    from ..planner import parse_bytes
+    from .plan import fit_memory, input_shape, network_configs
+    parse_bytes(a.max_memory)  # a bad budget is refused before the input is even probed
     if a.backend != "torch":
         raise ConfigError("--max-memory", a.max_memory, "used with --backend torch (the planner traces PyTorch)")
     width, height, frames = input_shape(src)
-    cfg, p = fit_memory(cfg, backend_config(a), width, height, frames, a.max_memory, a.vae)
+    cfg, p = fit_memory(cfg, backend_config(a), width, height, frames, a.max_memory, a.vae,
+                        configs=network_configs(a.weights, a.demo, a.vae))
     print(f"uavrt: --max-memory {a.max_memory}: tile {p.tile or 'none (untiled)'}, predicted peak "
           f"{p.peak / (1 << 30):.2f} GiB in {p.worst.name}", file=sys.stderr)
     return cfg

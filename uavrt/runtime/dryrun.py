@@ -33,7 +33,7 @@ from .. import spec as specs
 from .fake import ShapeMemo
 from .plan import choose_tile
 from .memory import StorageTracker, tensor_bytes
-from .transfers import TransferMonitor
+from .transfers import HostSync, TransferMonitor
 
 TEXT_TOKENS = 77
 # the release's packaged configs per network
@@ -202,7 +202,7 @@ def dry_run(cfg: RunConfig, backend: BackendConfig, width: int, height: int, fra
         try:
             out = _window(up, chunk)
         except RuntimeError as e:
-            if "device" not in str(e).lower():
+            if isinstance(e, HostSync) or "device" not in str(e).lower():
                 raise
             raise DeviceMismatch(f"{type(e).__name__}: {e}\n{misplaced_tensors(e.__traceback__, device)}") from e
     for name, m in memos.items():
