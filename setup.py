@@ -14,7 +14,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["uavrt", "uavrt.*"]),
     package_data={"uavrt.models": ["configs/*.json"], "uavrt.kernels": ["*.h", "*.cu", "*.cpp"],
-                  "uavrt.export": ["*.json"]},
+                  "uavrt.export": ["*.json"],
+                  "uavrt.serve": ["static/*.html"]},
     # torch: install the build for your machine first (CPU: pip install torch==2.13.0); a bare
     # requirement would pull a multi-GB CUDA build.
     install_requires=["torch>=2.4", "numpy>=1.24", "safetensors>=0.4", "av>=14", "transformers>=4.40", "tqdm"],
@@ -29,7 +30,12 @@ setup(
         # Polygraphy 0.49.x reads layer.precision_is_set, which TensorRT 11 removed: every build fails
         "trt": ["tensorrt>=11", "polygraphy>=0.50.3"],
         "bench": ["psutil", "matplotlib"],
-        "test": ["pytest>=8", "psutil", "matplotlib"],
+        # uavrt serve: the job server
+        "serve": ["fastapi>=0.110", "uvicorn>=0.29", "python-multipart>=0.0.18", "prometheus_client>=0.20"],
+        # config.pbtxt checks against Triton's ModelConfig protobuf (pins protobuf < 7)
+        "triton": ["tritonclient[grpc]>=2.40"],
+        "test": ["pytest>=8", "psutil", "matplotlib", "httpx>=0.27", "fastapi>=0.110", "uvicorn>=0.29",
+                 "python-multipart>=0.0.18", "prometheus_client>=0.20", "tritonclient[grpc]>=2.40"],
     },
     entry_points={"console_scripts": ["uavrt=uavrt.commands:main"]},
 )

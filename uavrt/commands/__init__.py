@@ -11,9 +11,9 @@ import argparse
 import sys
 
 from ..errors import UavrtError
-from . import bench, convert, export, golden, info, plan, upscale, verify
+from . import bench, convert, export, golden, info, plan, serve, upscale, verify
 
-COMMANDS = (upscale, golden, convert, info, export, verify, bench, plan)
+COMMANDS = (upscale, golden, convert, info, export, verify, bench, serve, plan)
 
 
 def build_parser():

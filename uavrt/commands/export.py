@@ -26,6 +26,7 @@ def add_parser(sub):
     e.add_argument("--tile", type=int, default=None, help="latent tile size the engines are optimised for")
     e.add_argument("--max-size", type=int, default=None, help="largest low-res side the engines accept")
     e.add_argument("--no-guidance", action="store_true", help="engines for guidance off (batch 1)")
+    e.add_argument("--triton-repo", help="also write a Triton model repository (config.pbtxt + model per network)")
     e.set_defaults(func=run)
 
 
@@ -72,4 +73,11 @@ def run(a) -> int:
                                    hardware_compatible=a.hardware_compatible, workspace_gb=a.workspace_gb,
                                    overwrite=a.overwrite, progress=print):
             print(f"engine {entry}")
+    if a.triton_repo:
+        from ..export.triton import write_triton_repo
+        # TensorRT engines when built (fp16), else the ONNX graphs (fp16 when exported)
+        kind, prec = ("plan", "fp16") if a.trt else ("onnx", "fp16" if "fp16" in precisions else precisions[0])
+        for p in write_triton_repo(a.out, a.triton_repo, networks=networks, precision=prec, kind=kind,
+                                   overwrite=a.overwrite):
+            print(f"wrote {p}")
     return 0
