@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from uavrt.devices import resolve_device
-from uavrt.errors import ConfigError
+from uavrt.errors import ConfigError, InputError
 from uavrt.models.release import build_network, load_network
 from uavrt.runtime.fake import fake_cuda
 from uavrt.runtime.torch_backend import TorchBackend
@@ -54,7 +54,7 @@ def test_runner_names_a_tensor_on_another_device(demo_unet):
         inputs = UNET.sample_inputs({"B": 1, "T": 2, "H": 16, "W": 16, "L": 77,
                                      "C": demo_unet["cross_attention_dim"]}, device="cuda:0")
         inputs["low_res"] = inputs["low_res"].cpu()
-        with pytest.raises(ValueError, match=r"unet\.low_res is on cpu, the runner on cuda:0"):
+        with pytest.raises(InputError, match=r"unet\.low_res is on cpu, the runner on cuda:0"):
             runner(**inputs)
 
 
