@@ -24,11 +24,15 @@ def add_parser(sub):
 
 def input_shape(path) -> tuple:
     """(width, height, frames) of a video file or image folder."""
-    from ..runtime.video import probe
-    info = probe(path)
-    if info.num_frames is None:
-        raise ConfigError("INPUT", str(path), "a video whose container states its frame count")
-    return info.width, info.height, info.num_frames
+    from ..runtime.video.reader import FrameReader
+    with FrameReader(path) as reader:
+        info = reader.info
+        frames = info.num_frames
+        if frames is None:  # the container does not say (e.g. Matroska): count by decoding
+            frames = sum(1 for _ in reader)
+    if not frames:
+        raise ConfigError("INPUT", str(path), "a video or image folder with at least one frame")
+    return info.width, info.height, frames
 
 
 def network_configs(weights=None, demo=False, vae="3d") -> dict | None:
