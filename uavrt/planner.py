@@ -30,7 +30,7 @@ LEFT_OUT = (
     "CUDA context and library handles (cuBLAS, cuDNN): outside torch's allocator",
     "cuDNN/cuBLAS/TensorRT workspaces and kernels' scratch (convolution algorithms choose them at run time)",
     "caching-allocator fragmentation (reserved > allocated) beyond the 512-byte rounding the trace applies",
-    "attention kernels: the trace sees the kernel torch's CPU build picks for fake CUDA tensors",
+    "attention is traced as flash / memory-efficient attention by torch's selection rules, not the kernel a GPU picks",
     "the text tower's activations (it runs once per prompt, before the window)",
 )
 STAGES = ("window", "raft", "unet", "propagation", "vae")
