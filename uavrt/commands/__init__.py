@@ -12,9 +12,9 @@ import logging
 import sys
 
 from ..errors import UavrtError
-from . import bench, convert, export, golden, info, serve, upscale, verify
+from . import bench, convert, export, golden, info, plan, serve, upscale, verify
 
-COMMANDS = (upscale, golden, convert, info, export, verify, bench, serve)
+COMMANDS = (upscale, golden, convert, info, export, verify, bench, serve, plan)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -28,9 +28,26 @@ def add_parser(sub):
                    help="Ray workers (default: one per GPU of the cluster, or one per CPU on a CPU cluster)")
     r.add_argument("--ray-frames", default="ship", help="ship (driver sends the frames) | shared (workers read the "
                                                          "input from the same path, a shared filesystem)")
+    u.add_argument("--max-memory", default=None,
+                   help="GPU memory budget, e.g. 24GB: the largest tile whose predicted peak fits (uavrt plan)")
     add_model_args(u)
     add_run_args(u)
     u.set_defaults(func=run)
+
+
+def _fit_memory(a, cfg, src):
+    from .common import backend_config
+    from ..planner import parse_bytes
+    from .plan import fit_memory, input_shape, network_configs
+    parse_bytes(a.max_memory)  # a bad budget is refused before the input is even probed
+    if a.backend != "torch":
+        raise ConfigError("--max-memory", a.max_memory, "used with --backend torch (the planner traces PyTorch)")
+    width, height, frames = input_shape(src)
+    cfg, p = fit_memory(cfg, backend_config(a), width, height, frames, a.max_memory, a.vae,
+                        configs=network_configs(a.weights, a.demo, a.vae))
+    print(f"uavrt: --max-memory {a.max_memory}: tile {p.tile or 'none (untiled)'}, predicted peak "
+          f"{p.peak / (1 << 30):.2f} GiB in {p.worst.name}", file=sys.stderr)
+    return cfg
 
 
 def run(a) -> int:
@@ -43,6 +60,8 @@ def run(a) -> int:
                         fps=a.fps, allow_truncated=a.allow_truncated, weights=a.weights, demo=a.demo, vae=a.vae)
     output = OutputConfig(codec=a.codec, crf=a.crf, overwrite=a.overwrite, fps=a.fps,
                           allow_truncated=a.allow_truncated)
+    if a.max_memory:  # before any weights load: refuse a budget nothing fits
+        cfg = _fit_memory(a, cfg, jobs[0].src)
     if a.ray is not None:
         for job in jobs:
             if job.error is not None:

@@ -16,6 +16,7 @@ import torch
 
 from ..errors import BackendUnavailable, ConfigError, EngineMismatch, check_choice
 from ..spec import NetworkSpec
+from ..devices import resolve_device
 from .backend import Backend, Runner
 
 PRECISIONS = ("fp32", "fp16")
@@ -70,6 +71,26 @@ class OrtRunner(Runner):
         return {name: y.float() for name, y in outs.items()}
 
 
+# providers that run on one GPU and take its ordinal as the provider option `device_id`
+_GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+
+
+def with_device_id(providers, device: torch.device) -> list:
+    """Providers with `device_id` set to the runner's GPU: without it ORT runs the session on
+    GPU 0 while the I/O is bound on `device` (cuda:1 -> device_id '1'). An explicit different
+    device_id is refused (one runner, one device)."""
+    out = []
+    for p in providers:
+        name, opts = (p[0], dict(p[1])) if isinstance(p, tuple) else (p, {})
+        if name in _GPU_PROVIDERS and device.type == "cuda":
+            given = opts.setdefault("device_id", str(device.index))
+            if str(given) != str(device.index):
+                raise ConfigError("providers", p, f"device_id {device.index} (the backend's device {device})")
+            opts["device_id"] = str(device.index)  # ORT takes provider option values as strings
+        out.append((name, opts) if opts else name)
+    return out
+
+
 def _np_dtype(dtype: torch.dtype):
     import numpy as np
     return {torch.float32: np.float32, torch.float16: np.float16, torch.int64: np.int64,
@@ -90,7 +111,7 @@ class OrtBackend(Backend):
     def __init__(self, providers=None, device="cpu", *, precision: str = "fp32", engines=None,
                  threads: int | None = None):
         ort = require_onnxruntime()
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         check_choice("device", self.device.type, tuple(_DEVICE_PROVIDERS))
         self.precision = check_choice("precision", precision, PRECISIONS)
         available = ort.get_available_providers()
@@ -104,7 +125,7 @@ class OrtBackend(Backend):
             if name not in available:
                 raise ConfigError("providers", name, "one of the installed ONNX Runtime providers: "
                                   + ", ".join(available))
-        self.providers = list(providers)
+        self.providers = with_device_id(providers, self.device)
         self.engines = Path(engines) if engines is not None else None
         self.threads = threads
 
