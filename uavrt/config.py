@@ -140,9 +140,17 @@ class BackendConfig:
     device: str = "cpu"
     precision: str = "fp32"  # fp16: U-Net (and text encoder) in fp16 as the release; VAE/RAFT stay fp32
     engines: str | None = None  # folder of exported ONNX graphs / TensorRT plans
+    # torch backend only, both off until measured (benchmarks/results/throughput_*.md):
+    compile: bool = False  # torch.compile (inductor) of the U-Net and VAE
+    cuda_graphs: bool = False  # CUDA-graph capture of the U-Net per plan shape (CUDA devices)
 
     def __post_init__(self):
         check_choice("backend", self.backend, BACKENDS)
         check_choice("precision", self.precision, ("fp32", "fp16"))
+        if self.compile and self.backend != "torch":
+            raise ConfigError("compile", self.compile, "the torch backend only (--backend torch)")
+        if self.cuda_graphs and (self.backend != "torch" or not str(self.device).startswith("cuda")):
+            raise ConfigError("cuda_graphs", self.cuda_graphs,
+                              f"the torch backend on a CUDA device (backend {self.backend!r}, device {self.device!r})")
         if self.backend == "tensorrt" and not self.engines:
             raise ConfigError("engines", self.engines, "a folder of TensorRT engines (uavrt export --trt)")

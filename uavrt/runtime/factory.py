@@ -8,7 +8,7 @@ from ..config import BackendConfig
 def make_backend(cfg: BackendConfig):
     if cfg.backend == "torch":
         from .torch_backend import TorchBackend
-        return TorchBackend(cfg.device, cfg.precision)
+        return TorchBackend(cfg.device, cfg.precision, compile=cfg.compile, cuda_graphs=cfg.cuda_graphs)
     if cfg.backend == "onnxruntime":
         from .ort_backend import OrtBackend
         return OrtBackend(device=cfg.device, precision=cfg.precision, engines=cfg.engines)
