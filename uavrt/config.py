@@ -123,6 +123,25 @@ class DecodeConfig:
 
 
 @dataclass(frozen=True)
+class UnetBatchConfig:
+    """How many clips (x tiles) of a denoising step go into one U-Net call (runtime/batching.py).
+
+    Exact (the same output as one call per clip): it only changes how the work is fed.
+    clips: clips per call (1 = the release's one call per clip); None = as many as the memory
+    budget allows. budget_mb: activation memory one call may use; None = a share of the
+    device's free memory (runtime/batching.py: device_budget_bytes)."""
+
+    clips: int | None = None
+    budget_mb: int | None = None
+
+    def __post_init__(self):
+        if self.clips is not None:
+            check_range("unet_batch", self.clips, 1, 1024, integer=True)
+        if self.budget_mb is not None:
+            check_range("unet_budget_mb", self.budget_mb, 1, 1 << 24, integer=True)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     propagation: PropagationConfig = field(default_factory=PropagationConfig)
@@ -130,6 +149,7 @@ class RunConfig:
     tiles: TileConfig = field(default_factory=TileConfig)
     window: WindowConfig = field(default_factory=WindowConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    unet_batch: UnetBatchConfig = field(default_factory=UnetBatchConfig)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ class Context:
 
     backend: object  # uavrt.runtime.backend.Backend
     propagator: str = "torch"  # "torch" (reference) | "kernel"
+    unet_batch: int | None = None  # clips per U-Net call in pipeline cases (None: memory budget)
 
 
 @dataclass

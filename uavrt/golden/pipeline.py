@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..config import PropagationConfig, RunConfig, SamplerConfig
+from ..config import PropagationConfig, RunConfig, SamplerConfig, UnetBatchConfig
 from .. import spec as specs
 from ..models import schedulers as sch
 from ..models.release import build_network
@@ -30,6 +30,7 @@ def run(case, ctx):
         propagation=PropagationConfig(propagator=ctx.propagator,
                                       **{k: prop[k] for k in ("interpolation", "mode", "fuse_scale", "alpha1", "alpha2")
                                          if k in prop}),
+        unet_batch=UnetBatchConfig(clips=getattr(ctx, "unet_batch", None)),
     )
     device = getattr(ctx.backend, "device", torch.device("cpu"))
     nets = pl.Networks(

@@ -10,6 +10,7 @@ anything else raises EngineMismatch naming the field.
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,6 +25,39 @@ _DEVICE_PROVIDERS = {"cpu": ("CPUExecutionProvider",),
 # ONNX Runtime type strings -> torch dtypes (the graph's I/O types)
 _TORCH_DTYPES = {"tensor(float)": torch.float32, "tensor(float16)": torch.float16,
                  "tensor(int64)": torch.int64, "tensor(int32)": torch.int32}
+
+
+@dataclass(frozen=True)
+class OrtOptions:
+    """ONNX Runtime session options that change speed (not results beyond float reassociation).
+
+    Defaults chosen by measurement on the project's CPU (benchmarks/throughput.py --sections ort,
+    results in benchmarks/results/throughput_*.md): all graph optimisations, the memory arena on
+    (off costs a malloc per intermediate per run), intra-op threads = ORT's default (one per
+    physical core) unless given; sequential execution (the exported graphs are one chain)."""
+
+    threads: int | None = None
+    graph_optimization: str = "all"  # "basic" | "extended" | "all" (layout optimisations: NCHWc)
+    memory_arena: bool = True
+
+    def __post_init__(self):
+        check_choice("ort_graph_optimization", self.graph_optimization, tuple(_GRAPH_OPT))
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
+                                         or self.threads < 1):
+            raise ConfigError("ort_threads", self.threads, "an integer >= 1 (or unset: one per core)")
+
+    def session_options(self, ort):
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _GRAPH_OPT[self.graph_optimization])
+        opts.enable_cpu_mem_arena = self.memory_arena
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.log_severity_level = 3  # errors only: optimiser notes would drown the progress output
+        if self.threads:
+            opts.intra_op_num_threads = self.threads
+        return opts
+
+
+_GRAPH_OPT = {"basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
 
 
 def require_onnxruntime():
@@ -96,7 +130,7 @@ class OrtBackend(Backend):
     name = "onnxruntime"
 
     def __init__(self, providers=None, device="cpu", *, precision: str = "fp32", engines=None,
-                 threads: int | None = None):
+                 threads: int | None = None, options: OrtOptions | None = None):
         ort = require_onnxruntime()
         self.device = torch.device(device)
         check_choice("device", self.device.type, tuple(_DEVICE_PROVIDERS))
@@ -114,16 +148,12 @@ class OrtBackend(Backend):
                                   + ", ".join(available))
         self.providers = list(providers)
         self.engines = Path(engines) if engines is not None else None
-        self.threads = threads
+        self.options = options if options is not None else OrtOptions(threads=threads)
 
     def _session(self, path: Path):
         ort = require_onnxruntime()
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3  # errors only: optimiser notes would drown the progress output
-        if self.threads:
-            opts.intra_op_num_threads = self.threads
-        return ort.InferenceSession(str(path), sess_options=opts, providers=self.providers)
+        return ort.InferenceSession(str(path), sess_options=self.options.session_options(ort),
+                                    providers=self.providers)
 
     def load(self, spec: NetworkSpec, onnx_path, *, expect: dict | None = None, keep_alive=None) -> OrtRunner:
         """A runner for an exported graph; its metadata must match `expect` (network and

@@ -17,6 +17,7 @@ import torch
 
 from ..config import RunConfig
 from ..models import schedulers as sch
+from .batching import batched_unet, clips_per_call, device_budget_bytes
 from .plan import Span, clip_spans, clip_weights, plan_tiles, tile_spans, tile_weights
 
 
@@ -47,46 +48,46 @@ def noise_low_res(nets: Networks, low_res: torch.Tensor, noise: torch.Tensor, le
     return sch.add_noise(nets.low_res_acp, low_res, noise, level)
 
 
-def _unet_batch(nets: Networks, cond: Conditioning, latents, noisy_lr, t, level):
-    """One U-Net call on a clip/tile; with guidance the batch is [uncond, cond] (release order)."""
-    guided = cond.uncond is not None
-    b = 2 if guided else 1
-    ehs = torch.cat([cond.uncond, cond.cond]) if guided else cond.cond
-    out = nets.unet(
-        sample=latents.expand(b, -1, -1, -1, -1).contiguous(),
-        timestep=torch.tensor(int(t), dtype=torch.int64, device=nets.device),
-        low_res=noisy_lr.expand(b, -1, -1, -1, -1).contiguous(),
-        encoder_hidden_states=ehs,
-        class_labels=torch.full((b,), int(level), dtype=torch.int64, device=nets.device),
-    )["noise_pred"]
-    return out  # [b, 4, t, h, w]
-
-
 def predict_v(nets: Networks, cfg: RunConfig, cond: Conditioning, latents, noisy_lr, t, tiles: list,
-              trace: dict | None = None) -> torch.Tensor:
+              trace: dict | None = None, max_clips: int = 1) -> torch.Tensor:
     """Model output v for the whole window: clips x tiles merged with weights summing to 1, then
-    classifier-free guidance (after the merge, as the release does)."""
+    classifier-free guidance (after the merge, as the release does).
+
+    The (tile, clip) units go to the U-Net `max_clips` at a time (runtime/batching.py); their
+    outputs are merged in the same order either way, so batching does not change the sums."""
     T, H, W = latents.shape[2:]
     clips = clip_spans(T, cfg.clips.length, cfg.clips.overlap)
     cw = clip_weights(clips, T, cfg.clips.merge)
     row_w, col_w = _tile_axis_weights(tiles, H, W)
     guided = cond.uncond is not None
+    units = [(tile, k, clip) for tile in tiles for k, clip in enumerate(clips)]
+    sl = [(slice(c.start, c.stop), slice(tl.rows.start, tl.rows.stop), slice(tl.cols.start, tl.cols.stop))
+          for tl, _, c in units]
+    outs = batched_unet(nets.unet, [latents[:, :, f, r, c] for f, r, c in sl],
+                        [noisy_lr[:, :, f, r, c] for f, r, c in sl], t, cfg.sampler.noise_level,
+                        cond.cond, cond.uncond, max_clips, nets.device)
     merged = torch.zeros((2 if guided else 1, 4, T, H, W), dtype=torch.float32, device=latents.device)
-    for tile in tiles:
-        rs, cs = slice(tile.rows.start, tile.rows.stop), slice(tile.cols.start, tile.cols.stop)
+    for (tile, k, _), (fs, rs, cs), out in zip(units, sl, outs):
         tw = (row_w[tile.rows][:, None] * col_w[tile.cols][None, :]).to(latents.device)  # [th, tw]
-        for k, clip in enumerate(clips):
-            fs = slice(clip.start, clip.stop)
-            out = _unet_batch(nets, cond, latents[:, :, fs, rs, cs], noisy_lr[:, :, fs, rs, cs], t,
-                              cfg.sampler.noise_level)
-            if trace is not None and len(tiles) == 1:
-                trace.setdefault("unet_calls", []).append(out)
-            w = torch.tensor(cw[k], dtype=torch.float32, device=latents.device)[None, None, :, None, None]
-            merged[:, :, fs, rs, cs] += out.float() * w * tw
+        if trace is not None and len(tiles) == 1:
+            trace.setdefault("unet_calls", []).append(out)
+        w = torch.tensor(cw[k], dtype=torch.float32, device=latents.device)[None, None, :, None, None]
+        merged[:, :, fs, rs, cs] += out.float() * w * tw
     if not guided:
         return merged
     uncond, cond_ = merged[0:1], merged[1:2]
     return uncond + cfg.sampler.guidance_scale * (cond_ - uncond)
+
+
+def unet_clips_per_call(nets: Networks, cfg: RunConfig, n_units: int, clip_shape, guided: bool) -> int:
+    """Clips per U-Net call for this window (override, else the memory budget)."""
+    b = cfg.unet_batch
+    if b.clips is not None or n_units <= 1:
+        return clips_per_call(b.clips, 0, n_units, frames=1, h=1, w=1, guided=guided, dtype_bytes=4)
+    budget = b.budget_mb * 2**20 if b.budget_mb is not None else device_budget_bytes(nets.device)
+    dtype_bytes = 2 if getattr(nets.unet, "precision", "fp32") == "fp16" else 4
+    T, h, w = clip_shape
+    return clips_per_call(None, budget, n_units, frames=T, h=h, w=w, guided=guided, dtype_bytes=dtype_bytes)
 
 
 def _tile_axis_weights(tiles: list, H: int, W: int):
@@ -116,10 +117,16 @@ def denoise(nets: Networks, cfg: RunConfig, cond: Conditioning, low_res, latents
     acp = sch.alphas_cumprod(nets.ddim).to(latents.device)
     timesteps = sch.ddim_timesteps(nets.ddim, s.steps)
     latents = latents.float()
+    T = latents.shape[2]
+    n_clips = len(clip_spans(T, cfg.clips.length, cfg.clips.overlap))
+    biggest = max(tiles, key=lambda tl: (tl.rows.stop - tl.rows.start) * (tl.cols.stop - tl.cols.start))
+    max_clips = unet_clips_per_call(nets, cfg, n_clips * len(tiles),
+                                    (min(T, cfg.clips.length), biggest.rows.stop - biggest.rows.start,
+                                     biggest.cols.stop - biggest.cols.start), cond.uncond is not None)
     for i, t in enumerate(timesteps.tolist()):
         t_prev = sch.prev_timestep(nets.ddim, t, s.steps)
         step_trace = {} if trace is not None else None
-        v = predict_v(nets, cfg, cond, latents, noisy_lr, t, tiles, step_trace)  # [1, 4, T, h, w]
+        v = predict_v(nets, cfg, cond, latents, noisy_lr, t, tiles, step_trace, max_clips)  # [1, 4, T, h, w]
         x0 = sch.predict_x0(acp, t, latents, v)
         x0_prop = x0
         if i in s.propagation_steps and flows is not None:
