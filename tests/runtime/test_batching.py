@@ -87,6 +87,9 @@ def test_pipeline_golden_case_is_identical_batched_and_unbatched(golden_dir):
     one = golden_pipeline.run(case, Context(backend=TorchBackend(), unet_batch=1))
     both = golden_pipeline.run(case, Context(backend=TorchBackend(), unet_batch=2))
     for name in ("latents", "video"):
-        assert torch.equal(one[name], both[name]), name  # CPU fp32: bit for bit
+        # Not bit for bit on CPU fp32: MKL/oneDNN pick GEMM/conv blocking by problem size, so a
+        # batch of 4 sums in another order than two of 2 (measured: 4e-6 on one U-Net call).
+        # The bound is 10x under the golden tolerances (latents 1.45e-3, video 5e-4).
+        torch.testing.assert_close(both[name], one[name], rtol=0, atol=5e-5)
         r = compare(case, name, both[name])
         assert r.passed, r.line()
