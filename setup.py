@@ -19,14 +19,17 @@ setup(
     # requirement would pull a multi-GB CUDA build.
     install_requires=["torch>=2.4", "numpy>=1.24", "safetensors>=0.4", "av>=14", "transformers>=4.40", "tqdm"],
     extras_require={
-        "onnx": ["onnx>=1.17", "onnxscript>=0.2", "onnxruntime>=1.20", "polygraphy>=0.49", "onnx-graphsurgeon>=0.5"],
-        # same module as onnxruntime: install one or the other
-        "onnx-gpu": ["onnx>=1.17", "onnxscript>=0.2", "onnxruntime-gpu>=1.20", "polygraphy>=0.49", "onnx-graphsurgeon>=0.5"],
+        "onnx": ["onnx>=1.17", "onnxscript>=0.2", "onnxruntime>=1.20", "polygraphy>=0.50.3", "onnx-graphsurgeon>=0.5"],
+        # same module as onnxruntime: install one or the other; 1.27 is the first whose TensorRT
+        # provider runs TensorRT 11
+        "onnx-gpu": ["onnx>=1.17", "onnxscript>=0.2", "onnxruntime-gpu>=1.27", "polygraphy>=0.50.3",
+                     "onnx-graphsurgeon>=0.5"],
         "kernels": ["cuda-bindings>=13,<14", "nvidia-cuda-nvrtc>=13,<14", "nvidia-cuda-runtime>=13,<14",
-                    "cuda-pathfinder>=1.2"],
-        "trt": ["tensorrt>=11", "polygraphy>=0.49"],
+                    "cuda-pathfinder>=1.2.3"],  # find_nvidia_header_directory("cudart") is public from 1.2.3
+        # Polygraphy 0.49.x reads layer.precision_is_set, which TensorRT 11 removed: every build fails
+        "trt": ["tensorrt>=11", "polygraphy>=0.50.3"],
         "bench": ["psutil", "matplotlib"],
         "test": ["pytest>=8", "psutil", "matplotlib"],
     },
-    entry_points={"console_scripts": ["uavrt=uavrt.cli:main"]},
+    entry_points={"console_scripts": ["uavrt=uavrt.commands:main"]},
 )

@@ -123,25 +123,6 @@ class DecodeConfig:
 
 
 @dataclass(frozen=True)
-class UnetBatchConfig:
-    """How many clips (x tiles) of a denoising step go into one U-Net call (runtime/batching.py).
-
-    Exact (the same output as one call per clip): it only changes how the work is fed.
-    clips: clips per call (1 = the release's one call per clip); None = as many as the memory
-    budget allows. budget_mb: activation memory one call may use; None = a share of the
-    device's free memory (runtime/batching.py: device_budget_bytes)."""
-
-    clips: int | None = None
-    budget_mb: int | None = None
-
-    def __post_init__(self):
-        if self.clips is not None:
-            check_range("unet_batch", self.clips, 1, 1024, integer=True)
-        if self.budget_mb is not None:
-            check_range("unet_budget_mb", self.budget_mb, 1, 1 << 24, integer=True)
-
-
-@dataclass(frozen=True)
 class RunConfig:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     propagation: PropagationConfig = field(default_factory=PropagationConfig)
@@ -149,28 +130,72 @@ class RunConfig:
     tiles: TileConfig = field(default_factory=TileConfig)
     window: WindowConfig = field(default_factory=WindowConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
-    unet_batch: UnetBatchConfig = field(default_factory=UnetBatchConfig)
+    # (tile, clip) pieces per U-Net call, stacked along the batch axis; an execution setting: the
+    # pieces are independent batch elements, so it changes speed and memory, not the maths
+    # None: as many as an estimated memory budget allows (runtime/batching.py)
+    unet_batch: int | None = 1
+
+    def __post_init__(self):
+        if self.unet_batch is not None:
+            check_range("unet_batch", self.unet_batch, 1, 4096, integer=True)
+
+
+@dataclass(frozen=True)
+class OrtOptions:
+    """ONNX Runtime: intra-op threads (None: ORT's default, one per physical core), providers
+    (None: by device), and the session options that change speed, not results (beyond float
+    reassociation): graph optimisation level and the CPU memory arena. Defaults chosen by
+    measurement (benchmarks/throughput.py --sections ort)."""
+
+    threads: int | None = None
+    providers: tuple | None = None
+    graph_optimization: str = "all"  # "basic" | "extended" | "all" ("all" adds NCHWc layouts)
+    memory_arena: bool = True  # off: a malloc per intermediate per run
+
+    def __post_init__(self):
+        if self.threads is not None:
+            check_range("ort_threads", self.threads, 1, 1024, integer=True)
+        check_choice("ort_graph_optimization", self.graph_optimization, ("basic", "extended", "all"))
+
+
+@dataclass(frozen=True)
+class TorchOptions:
+    """PyTorch backend accelerations, both off until measured (benchmarks/results/throughput_*.md).
+
+    compile: torch.compile (inductor) of the U-Net and VAE (on CPU: C++ built with the system
+    compiler). cuda_graphs: CUDA-graph capture of the U-Net per plan shape (CUDA devices only)."""
+
+    compile: bool = False
+    cuda_graphs: bool = False
+
+
+@dataclass(frozen=True)
+class TrtOptions:
+    """TensorRT: copy outputs out of the engine's buffers; CUDA-graph capture per input shape."""
+
+    copy_outputs: bool = False
+    cuda_graphs: bool = False
 
 
 @dataclass(frozen=True)
 class BackendConfig:
-    """Which runtime runs the networks, where, at which precision."""
+    """Which runtime runs the networks, where, at which precision (and each backend's options)."""
 
     backend: str = "torch"
     device: str = "cpu"
     precision: str = "fp32"  # fp16: U-Net (and text encoder) in fp16 as the release; VAE/RAFT stay fp32
     engines: str | None = None  # folder of exported ONNX graphs / TensorRT plans
-    # torch backend only, both off until measured (benchmarks/results/throughput_*.md):
-    compile: bool = False  # torch.compile (inductor) of the U-Net and VAE
-    cuda_graphs: bool = False  # CUDA-graph capture of the U-Net per plan shape (CUDA devices)
+    ort: OrtOptions = field(default_factory=OrtOptions)
+    torch: TorchOptions = field(default_factory=TorchOptions)
+    trt: TrtOptions = field(default_factory=TrtOptions)
 
     def __post_init__(self):
         check_choice("backend", self.backend, BACKENDS)
         check_choice("precision", self.precision, ("fp32", "fp16"))
-        if self.compile and self.backend != "torch":
-            raise ConfigError("compile", self.compile, "the torch backend only (--backend torch)")
-        if self.cuda_graphs and (self.backend != "torch" or not str(self.device).startswith("cuda")):
-            raise ConfigError("cuda_graphs", self.cuda_graphs,
-                              f"the torch backend on a CUDA device (backend {self.backend!r}, device {self.device!r})")
         if self.backend == "tensorrt" and not self.engines:
             raise ConfigError("engines", self.engines, "a folder of TensorRT engines (uavrt export --trt)")
+        if self.torch.compile and self.backend != "torch":
+            raise ConfigError("compile", True, f"the torch backend only (backend is {self.backend!r})")
+        if self.torch.cuda_graphs and (self.backend != "torch" or not str(self.device).startswith("cuda")):
+            raise ConfigError("cuda_graphs", True, "the torch backend on a CUDA device (backend "
+                              f"{self.backend!r}, device {self.device!r}); TensorRT has its own (trt.cuda_graphs)")

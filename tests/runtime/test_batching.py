@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from uavrt.config import RunConfig, UnetBatchConfig
+from uavrt.config import RunConfig
 from uavrt.errors import ConfigError
-from uavrt.runtime.batching import (batched_unet, clips_per_call, group_units, unet_sample_bytes)
+from uavrt.runtime.batching import clips_per_call, group_units, unet_sample_bytes
 
 
 def test_group_units_keeps_plan_order_and_splits_on_shape_and_size():
@@ -21,59 +21,44 @@ def test_group_units_keeps_plan_order_and_splits_on_shape_and_size():
 
 
 def test_clips_per_call_override_budget_and_floor():
-    kw = dict(frames=8, h=32, w=32, guided=True, dtype_bytes=4)
+    kw = dict(shape=(8, 32, 32), guided=True, dtype_bytes=4)
     per_clip = 2 * unet_sample_bytes(8, 32, 32, 4)
     assert clips_per_call(3, 0, 10, **kw) == 3  # the override wins, budget ignored
-    assert clips_per_call(30, 0, 10, **kw) == 10  # never more than the units of a step
+    assert clips_per_call(30, None, 10, **kw) == 10  # never more than the units of a step
     assert clips_per_call(None, 3 * per_clip + 1, 10, **kw) == 3
     assert clips_per_call(None, per_clip - 1, 10, **kw) == 1  # the release's call size always runs
     assert clips_per_call(None, 100 * per_clip, 4, **kw) == 4
+    assert clips_per_call(None, None, 4, **kw) == 1  # no budget, no override: release-shaped
     # without guidance a clip is one sample: twice as many fit
     assert clips_per_call(None, 3 * per_clip, 10, **{**kw, "guided": False}) == 6
 
 
-def test_unet_batch_config_errors_name_the_parameter():
+def test_unet_batch_config():
+    assert RunConfig().unet_batch == 1  # off by default (see runtime/batching.py: not bit-exact)
+    assert RunConfig(unet_batch=None).unet_batch is None
     for bad in (0, -1, 2.5, True):
         with pytest.raises(ConfigError, match="unet_batch"):
-            UnetBatchConfig(clips=bad)
-    with pytest.raises(ConfigError, match="unet_budget_mb"):
-        UnetBatchConfig(budget_mb=0)
-    assert RunConfig().unet_batch == UnetBatchConfig()
+            RunConfig(unet_batch=bad)
 
 
-class _RecordingUNet:
-    """A strict stand-in for a U-Net Runner: records each call's inputs, returns a per-sample
-    function of them (so a wrong stacking order changes the outputs)."""
+def test_plan_groups_only_same_shape_pieces_and_uses_the_budget():
+    from uavrt.models.schedulers import DDIMConfig
+    from uavrt.runtime.plan import plan_window
 
-    owns_outputs = True  # like TensorRT / CUDA graphs: outputs are overwritten by the next call
-
-    def __init__(self):
-        self.calls = []
-        self._buf = None
-
-    def __call__(self, *, sample, timestep, low_res, encoder_hidden_states, class_labels):
-        assert sample.shape[0] == low_res.shape[0] == encoder_hidden_states.shape[0] == class_labels.shape[0]
-        self.calls.append(sample.shape[0])
-        out = sample * 2 + low_res[:, :1] + encoder_hidden_states.mean(dim=(1, 2))[:, None, None, None, None]
-        self._buf = out  # returned as "its own buffer"
-        return {"noise_pred": self._buf}
-
-
-def test_batched_unet_stacks_guidance_pairs_in_order():
-    torch.manual_seed(0)
-    samples = [torch.randn(1, 4, 3, 5, 5) for _ in range(5)]
-    low_res = [torch.randn(1, 3, 3, 5, 5) for _ in range(5)]
-    cond, uncond = torch.randn(1, 7, 6), torch.randn(1, 7, 6)
-    ref_unet, unet = _RecordingUNet(), _RecordingUNet()
-    ref = batched_unet(ref_unet, samples, low_res, 500, 120, cond, uncond, 1, "cpu")
-    got = batched_unet(unet, samples, low_res, 500, 120, cond, uncond, 2, "cpu")
-    assert ref_unet.calls == [2] * 5 and unet.calls == [4, 4, 2]
-    for r, g, s, lr in zip(ref, got, samples, low_res):
-        assert g.shape == (2, 4, 3, 5, 5)
-        assert torch.equal(r, g)
-        # row 0 is the uncond branch, row 1 the cond branch (the release's pair order)
-        for row, emb in enumerate((uncond, cond)):
-            assert torch.equal(g[row], (s * 2 + lr[:, :1] + emb.mean())[0])
+    cfg = RunConfig(unet_batch=None)
+    # 20 frames -> 3 clips; 40x40 with 24-px tiles overlapping 8 -> 2x2 tiles: 12 pieces
+    plain = plan_window(cfg, DDIMConfig(), 20, 40, 40, "cpu", tile=24, tile_mode="blend")
+    assert [len(c.pieces) for c in plain.calls] == [1] * len(plain.calls)  # no budget: one per call
+    per_clip = 2 * unet_sample_bytes(8, 24, 24, 4)
+    plan = plan_window(cfg, DDIMConfig(), 20, 40, 40, "cpu", tile=24, tile_mode="blend", budget_bytes=5 * per_clip)
+    pieces = [p for c in plan.calls for p in c.pieces]
+    assert pieces == [p for c in plain.calls for p in c.pieces]  # plan order kept
+    for call in plan.calls:
+        assert len(call.pieces) <= 5
+        shapes = {(plan.clips[k].stop - plan.clips[k].start, plan.tiles[i].rows.stop - plan.tiles[i].rows.start,
+                   plan.tiles[i].cols.stop - plan.tiles[i].cols.start) for i, k in call.pieces}
+        assert len(shapes) == 1
+    assert max(len(c.pieces) for c in plan.calls) > 1
 
 
 def test_pipeline_golden_case_is_identical_batched_and_unbatched(golden_dir):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from uavrt.config import BackendConfig
+from uavrt.config import BackendConfig, TorchOptions
 from uavrt.errors import ConfigError
 from uavrt.runtime.factory import make_backend
 from uavrt.runtime.torch_backend import TorchBackend
@@ -18,14 +18,14 @@ from uavrt.runtime.torch_backend import TorchBackend
 
 def test_options_are_off_by_default_and_validated():
     cfg = BackendConfig()
-    assert cfg.compile is False and cfg.cuda_graphs is False
+    assert cfg.torch.compile is False and cfg.torch.cuda_graphs is False
     with pytest.raises(ConfigError, match="compile"):
-        BackendConfig(backend="onnxruntime", compile=True)
+        BackendConfig(backend="onnxruntime", torch=TorchOptions(compile=True))
     with pytest.raises(ConfigError, match="cuda_graphs"):
-        BackendConfig(device="cpu", cuda_graphs=True)
+        BackendConfig(device="cpu", torch=TorchOptions(cuda_graphs=True))
     with pytest.raises(ConfigError, match="cuda_graphs"):
         TorchBackend("cpu", cuda_graphs=True)
-    backend = make_backend(BackendConfig(compile=True))
+    backend = make_backend(BackendConfig(torch=TorchOptions(compile=True)))
     assert backend.compile is True and backend.cuda_graphs is False
 
 

@@ -9,12 +9,14 @@ narrow channels).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 
 from .. import __version__
+
+# what `--demo` prints, so nobody mistakes its output for the release model's
+DEMO_NOTICE = "DEMO MODEL (tiny, random weights): the output shows the pipeline runs, it is not an upscale"
 
 DEMO_UNET = {
     "_class_name": "UNetVideoModel", "act_fn": "silu", "attention_head_dim": [1, 1, 1, 2],
@@ -127,5 +129,5 @@ def write_demo_weights(root, seed: int = 0, with_raft: bool = True) -> Path:
 
 def demo_weights_dir(seed: int = 0, with_raft: bool = True) -> Path:
     """The demo model, written once into the user cache (UAVRT_CACHE_DIR overrides)."""
-    base = Path(os.environ.get("UAVRT_CACHE_DIR", Path.home() / ".cache" / "uavrt"))
-    return write_demo_weights(base / f"demo-v{__version__}-s{seed}", seed, with_raft)
+    from ..fsutil import cache_root
+    return write_demo_weights(cache_root() / f"demo-v{__version__}-s{seed}", seed, with_raft)

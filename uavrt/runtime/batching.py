@@ -1,7 +1,7 @@
 """Batched U-Net calls: several clips (and tiles) of one denoising step in one call.
 
 Planning (pure): which (tile, clip) units go into which U-Net call, how many clips one call
-may hold under a memory budget; and `batched_unet`, the call loop itself.
+may hold under a memory budget. The calls themselves are made by pipeline.predict_v.
 
 Why stacking is sound: every op of the U-Net acts on each batch element on its own (GroupNorm
 statistics are per sample, temporal attention runs inside a sample's frames, spatial attention
@@ -49,14 +49,16 @@ def device_budget_bytes(device) -> int:
     return int(free * FREE_MEMORY_SHARE.get(device.type, 0.25))
 
 
-def clips_per_call(clips: int | None, budget_bytes: int, n_units: int, *, frames: int, h: int, w: int,
-                   guided: bool, dtype_bytes: int) -> int:
-    """Clips per U-Net call: the override `clips`, else the most whose estimated activations fit
-    `budget_bytes` (at least 1: the release's own call size is always allowed), never more than
-    there are units in a step."""
+def clips_per_call(clips: int | None, budget_bytes: int | None, n_units: int, *, shape: tuple,
+                   guided: bool, dtype_bytes: int = 4) -> int:
+    """Clips per U-Net call: the override `clips`, else the most whose estimated activations
+    (largest piece `shape` = (frames, h, w)) fit `budget_bytes` (at least 1: the release's own
+    call size always runs; no budget: 1), never more than there are units in a step."""
     if clips is not None:
         return max(1, min(clips, n_units))
-    per_clip = unet_sample_bytes(frames, h, w, dtype_bytes) * (2 if guided else 1)
+    if budget_bytes is None:
+        return 1
+    per_clip = unet_sample_bytes(*shape, dtype_bytes) * (2 if guided else 1)
     return max(1, min(n_units, budget_bytes // per_clip))
 
 
@@ -74,31 +76,3 @@ def group_units(shapes: list, max_clips: int) -> list:
             groups.append([i])
     return groups
 
-
-def batched_unet(unet, samples: list, low_res: list, timestep, level: int, cond, uncond, max_clips: int,
-                 device) -> list:
-    """U-Net outputs of several units, `max_clips` units per call, in the order given.
-
-    samples / low_res: per unit [1, 4, T, h, w] / [1, 3, T, h, w]; cond / uncond: [1, L, C]
-    prompt embeddings (uncond None: no guidance). Returns per unit its [b, 4, T, h, w] output
-    (b = 2 with guidance: [uncond, cond], the release's pair), each a tensor of its own (a
-    runner that owns its outputs is copied out before the next call)."""
-    import torch
-
-    pair = [uncond, cond] if uncond is not None else [cond]
-    b = len(pair)
-    t = torch.tensor(int(timestep), dtype=torch.int64, device=device)
-    outs: list = []
-    for group in group_units([tuple(s.shape) for s in samples], max_clips):
-        n = len(group) * b
-        out = unet(
-            sample=torch.cat([samples[i].expand(b, -1, -1, -1, -1) for i in group]),
-            timestep=t,
-            low_res=torch.cat([low_res[i].expand(b, -1, -1, -1, -1) for i in group]),
-            encoder_hidden_states=torch.cat(pair * len(group)),
-            class_labels=torch.full((n,), int(level), dtype=torch.int64, device=device),
-        )["noise_pred"]
-        if getattr(unet, "owns_outputs", False):
-            out = out.clone()
-        outs.extend(out[j * b:(j + 1) * b] for j in range(len(group)))
-    return outs

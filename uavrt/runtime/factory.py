@@ -8,17 +8,12 @@ from ..config import BackendConfig
 def make_backend(cfg: BackendConfig):
     if cfg.backend == "torch":
         from .torch_backend import TorchBackend
-        return TorchBackend(cfg.device, cfg.precision, compile=cfg.compile, cuda_graphs=cfg.cuda_graphs)
+        return TorchBackend(cfg.device, cfg.precision, compile=cfg.torch.compile, cuda_graphs=cfg.torch.cuda_graphs)
     if cfg.backend == "onnxruntime":
         from .ort_backend import OrtBackend
-        return OrtBackend(device=cfg.device, precision=cfg.precision, engines=cfg.engines)
+        return OrtBackend(cfg.ort.providers, device=cfg.device, precision=cfg.precision, engines=cfg.engines,
+                          options=cfg.ort)
     from .trt_backend import TrtBackend
-    return TrtBackend(cfg.engines, device=cfg.device)
+    return TrtBackend(cfg.engines, device=cfg.device, precision=cfg.precision, copy_outputs=cfg.trt.copy_outputs,
+                      cuda_graphs=cfg.trt.cuda_graphs)
 
-
-def make_runner(backend, spec, loaded):
-    """A runner for a loaded network: backends that load prebuilt artifacts (ONNX graphs, engines)
-    say so with `load_network`; others wrap the PyTorch module."""
-    if hasattr(backend, "load_network"):
-        return backend.load_network(spec, loaded)
-    return backend.from_module(spec, loaded.module)

@@ -10,11 +10,11 @@ anything else raises EngineMismatch naming the field.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from ..config import OrtOptions
 from ..errors import BackendUnavailable, ConfigError, EngineMismatch, check_choice
 from ..spec import NetworkSpec
 from .backend import Backend, Runner
@@ -27,37 +27,19 @@ _TORCH_DTYPES = {"tensor(float)": torch.float32, "tensor(float16)": torch.float1
                  "tensor(int64)": torch.int64, "tensor(int32)": torch.int32}
 
 
-@dataclass(frozen=True)
-class OrtOptions:
-    """ONNX Runtime session options that change speed (not results beyond float reassociation).
-
-    Defaults chosen by measurement on the project's CPU (benchmarks/throughput.py --sections ort,
-    results in benchmarks/results/throughput_*.md): all graph optimisations, the memory arena on
-    (off costs a malloc per intermediate per run), intra-op threads = ORT's default (one per
-    physical core) unless given; sequential execution (the exported graphs are one chain)."""
-
-    threads: int | None = None
-    graph_optimization: str = "all"  # "basic" | "extended" | "all" (layout optimisations: NCHWc)
-    memory_arena: bool = True
-
-    def __post_init__(self):
-        check_choice("ort_graph_optimization", self.graph_optimization, tuple(_GRAPH_OPT))
-        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
-                                         or self.threads < 1):
-            raise ConfigError("ort_threads", self.threads, "an integer >= 1 (or unset: one per core)")
-
-    def session_options(self, ort):
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _GRAPH_OPT[self.graph_optimization])
-        opts.enable_cpu_mem_arena = self.memory_arena
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.log_severity_level = 3  # errors only: optimiser notes would drown the progress output
-        if self.threads:
-            opts.intra_op_num_threads = self.threads
-        return opts
-
-
 _GRAPH_OPT = {"basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+
+
+def session_options(ort, options: OrtOptions):
+    """ORT SessionOptions from the typed options (sequential execution: the graphs are one chain)."""
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _GRAPH_OPT[options.graph_optimization])
+    opts.enable_cpu_mem_arena = options.memory_arena
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3  # errors only: optimiser notes would drown the progress output
+    if options.threads:
+        opts.intra_op_num_threads = options.threads
+    return opts
 
 
 def require_onnxruntime():
@@ -67,14 +49,6 @@ def require_onnxruntime():
         raise BackendUnavailable("ONNX Runtime is not installed: pip install onnxruntime "
                                  "(CPU) or onnxruntime-gpu (CUDA)") from e
     return onnxruntime
-
-
-def network_precision(spec: NetworkSpec, precision: str) -> str:
-    """The precision a network runs at in a run of `precision`: networks whose float inputs
-    all keep fp32 (VAE, RAFT) stay fp32, exactly as the torch backend runs them."""
-    if all(t.keep_fp32 or not t.is_float for t in spec.inputs):
-        return "fp32"
-    return precision
 
 
 class OrtRunner(Runner):
@@ -152,7 +126,7 @@ class OrtBackend(Backend):
 
     def _session(self, path: Path):
         ort = require_onnxruntime()
-        return ort.InferenceSession(str(path), sess_options=self.options.session_options(ort),
+        return ort.InferenceSession(str(path), sess_options=session_options(ort, self.options),
                                     providers=self.providers)
 
     def load(self, spec: NetworkSpec, onnx_path, *, expect: dict | None = None, keep_alive=None) -> OrtRunner:
@@ -175,16 +149,16 @@ class OrtBackend(Backend):
         and load it; the folder lives as long as the runner."""
         from ..export.onnx_export import export_onnx
 
-        precision = network_precision(spec, self.precision)
+        precision = spec.run_precision(self.precision)
         tmp = tempfile.TemporaryDirectory(prefix=f"uavrt-ort-{spec.name}-")
         path = export_onnx(module, spec, Path(tmp.name) / f"{spec.name}.{precision}.onnx", precision=precision,
                            weights_hash=weights_hash, config=config)
         return self.load(spec, path, expect={"precision": precision}, keep_alive=tmp)
 
     def load_network(self, spec: NetworkSpec, loaded) -> OrtRunner:
-        """A runner for a loaded release network (`uavrt.models.release.LoadedNetwork`): its graph
+        """A runner for a loaded release network (`uavrt.models.release.Checkpoint`): its graph
         from `engines` (checked against the weights hash and config), else exported now."""
-        precision = network_precision(spec, self.precision)
+        precision = spec.run_precision(self.precision)
         if self.engines is None:
             return self.from_module(spec, loaded.module, weights_hash=loaded.weights_hash, config=loaded.config)
         expect = {"precision": precision, "weights_sha256": loaded.weights_hash, "config": loaded.config}

@@ -1,6 +1,6 @@
 """The PyTorch backend: the reference every other backend is compared with.
 
-Two optional accelerations, both off by default (BackendConfig.compile / .cuda_graphs):
+Two optional accelerations, both off by default (BackendConfig.torch: TorchOptions):
 - compile: `torch.compile` (inductor) of the U-Net and the VAE; on a CPU inductor generates C++
   and builds it with the system compiler. The first call per input shape compiles (minutes for
   the release U-Net); later calls reuse it. Results differ from eager by float reassociation only
@@ -29,12 +29,7 @@ class TorchRunner(Runner):
     def __init__(self, spec: NetworkSpec, module: torch.nn.Module, device, precision: str, *,
                  compile: bool = False, cuda_graphs: bool = False):
         super().__init__(spec, device, precision)
-        dtype = torch.float16 if precision == "fp16" else torch.float32
-        # networks whose every input keeps fp32 (VAE, RAFT) stay fp32 even in an fp16 run, as the
-        # release does: their range/precision needs it.
-        if all(t.keep_fp32 or not t.is_float for t in spec.inputs):
-            dtype = torch.float32
-            self.precision = "fp32"
+        dtype = torch.float16 if self.precision == "fp16" else torch.float32
         self.module = module.to(device=self.device, dtype=dtype).eval()
         # dynamic=False: one specialised graph per shape (the plan's shapes are few and fixed);
         # a new shape recompiles instead of falling back to slower symbolic-shape code.

@@ -17,6 +17,7 @@ import gc
 import sys
 
 from ..errors import BackendUnavailable, ConfigError, UavrtError
+from .common import unet_batch_arg
 
 
 def _list(text: str) -> list:
@@ -28,6 +29,12 @@ def _ints(param: str, text: str) -> list:
         return [int(x) for x in _list(text)]
     except ValueError:
         raise ConfigError(param, text, "comma-separated integers, e.g. 8,16")
+
+
+def add_parser(sub):
+    b = sub.add_parser("bench", help="benchmarks: throughput, per-stage latency, memory, efficiency")
+    add_bench_args(b)
+    b.set_defaults(func=run_bench)
 
 
 def add_bench_args(p: argparse.ArgumentParser) -> None:
@@ -58,6 +65,8 @@ def add_bench_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--io", default="file", help="file (decode + encode a video) | memory (frames in RAM)")
     g.add_argument("--codec", default="libx264", help="output encoder with --io file")
     g.add_argument("--seed", type=int, default=10)
+    g.add_argument("--unet-batch", type=unet_batch_arg, default=1,
+                   help="(tile, clip) pieces per U-Net call, or auto (memory budget); 1 = release-shaped")
     g = p.add_argument_group("measurement")
     g.add_argument("--reps", type=int, default=3, help="measured runs per scenario (median, min, max)")
     g.add_argument("--warmup", type=int, default=1, help="runs excluded before measuring")
@@ -75,7 +84,7 @@ def add_bench_args(p: argparse.ArgumentParser) -> None:
 
 
 def _source(a):
-    from .measure import ModelSource
+    from ..bench.measure import ModelSource
     chosen = [k for k, on in (("demo", a.demo), ("random", a.random_weights), ("weights", bool(a.weights))) if on]
     if len(chosen) != 1:
         raise ConfigError("--demo/--random-weights/--weights", chosen or None, "exactly one of them")
@@ -84,8 +93,8 @@ def _source(a):
 
 def scenarios_from_args(a) -> list:
     """[(sweep or None, Scenario)] from the flags."""
-    from .scaling import scaling_scenarios
-    from .scenario import grid, parse_size
+    from ..bench.scaling import scaling_scenarios
+    from ..bench.scenario import grid, parse_size
     prop = _list(a.propagation)
     for v in prop:
         if v not in ("off", "on", "both"):
@@ -102,7 +111,7 @@ def scenarios_from_args(a) -> list:
     except ValueError:
         raise ConfigError("--guidance", a.guidance, "comma-separated numbers, e.g. 6,1")
     fixed = dict(window=a.window, window_overlap=a.window_overlap, vae=a.vae, propagator=a.propagator, io=a.io,
-                 codec=a.codec, seed=a.seed)
+                 codec=a.codec, seed=a.seed, unet_batch=a.unet_batch)
     scen = grid(sizes=[parse_size(s) for s in _list(a.size)], frames=_ints("--frames", a.frames),
                 steps=_ints("--steps", a.steps), guidance=guidance, propagation=prop, tiles=tiles,
                 precisions=_list(a.precision), **fixed)
@@ -119,8 +128,8 @@ def _log(a, msg):
 
 def run_backend(a, backend: str, scenarios: list, source, env: dict, inputs) -> list:
     """Every scenario on one backend (one load per precision/VAE); unavailable -> one error line."""
-    from .flops import UNetFlops
-    from .measure import load_upscaler, measure
+    from ..bench.flops import UNetFlops
+    from ..bench.measure import load_upscaler, measure
     from ..models.release import network_config
     results = []
     groups: dict = {}
@@ -158,9 +167,9 @@ def run_backend(a, backend: str, scenarios: list, source, env: dict, inputs) -> 
 
 
 def run_bench(a) -> int:
-    from .env import environment, machine_name
-    from .measure import InputVideos
-    from .report import add_ratios, markdown_table, plot, write_jsonl
+    from ..bench.env import environment, machine_name
+    from ..bench.measure import InputVideos
+    from ..bench.report import add_ratios, markdown_table, plot, write_jsonl
     from ..config import BACKENDS
     source = _source(a)
     backends = _list(a.backends)
@@ -189,7 +198,7 @@ def run_bench(a) -> int:
     add_ratios(results, backends)
     table = markdown_table(results, machine_name(env), source.describe()["note"])
     if a.scaling:
-        from .scaling import scaling_markdown, summarize
+        from ..bench.scaling import scaling_markdown, summarize
         summary = summarize(results)
         table += "\n\nScaling (least-squares fits):\n\n" + scaling_markdown(summary)
     print(table)
@@ -217,7 +226,7 @@ def run_bench(a) -> int:
 
 
 def main(argv=None) -> int:
-    """`python -m uavrt.bench.cli` without the top-level CLI."""
+    """`python -m uavrt.commands.bench` without the top-level CLI."""
     p = argparse.ArgumentParser(prog="uavrt bench", description=__doc__.split("\n")[0])
     add_bench_args(p)
     a = p.parse_args(argv)
