@@ -19,6 +19,8 @@ def add_parser(sub):
     u.add_argument("--crf", type=int, default=None)
     u.add_argument("--fps", type=Fraction, default=None, help="frame rate for image-folder inputs (default 30)")
     u.add_argument("-q", "--quiet", action="store_true")
+    u.add_argument("--serial-io", action="store_true",
+                   help="decode/encode on the same thread as the networks (release-shaped; default overlaps them)")
     add_model_args(u)
     add_run_args(u)
     u.set_defaults(func=run)
@@ -44,7 +46,8 @@ def run(a) -> int:
     for src, dst in jobs:
         prog = Progress(not a.quiet)
         try:
-            upscale_file(up, src, dst, OutputConfig(codec=a.codec, crf=a.crf, overwrite=a.overwrite, fps=a.fps), prog)
+            upscale_file(up, src, dst, OutputConfig(codec=a.codec, crf=a.crf, overwrite=a.overwrite, fps=a.fps), prog,
+                         overlap=not a.serial_io)
         finally:
             prog.close()
         print(f"wrote {dst}")
