@@ -124,6 +124,10 @@ class OrtBackend(Backend):
         self.engines = Path(engines) if engines is not None else None
         self.options = options if options is not None else OrtOptions(threads=threads)
 
+    @property
+    def threads(self) -> int | None:
+        return self.options.threads
+
     def _session(self, path: Path):
         ort = require_onnxruntime()
         return ort.InferenceSession(str(path), sess_options=session_options(ort, self.options),
