@@ -11,7 +11,6 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 

@@ -160,25 +160,44 @@ class RunConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     # (tile, clip) pieces per U-Net call, stacked along the batch axis; an execution setting: the
     # pieces are independent batch elements, so it changes speed and memory, not the maths
-    unet_batch: int = 1
+    # None: as many as an estimated memory budget allows (runtime/batching.py)
+    unet_batch: int | None = 1
 
     def __post_init__(self):
         _check_fields(self, {name: (cls, f"a {cls.__name__} (from uavrt.config)") for name, cls in (
             ("sampler", SamplerConfig), ("propagation", PropagationConfig), ("clips", ClipConfig),
             ("tiles", TileConfig), ("window", WindowConfig), ("decode", DecodeConfig))})
-        check_range("unet_batch", self.unet_batch, 1, 4096, integer=True)
+        if self.unet_batch is not None:
+            check_range("unet_batch", self.unet_batch, 1, 4096, integer=True)
 
 
 @dataclass(frozen=True)
 class OrtOptions:
-    """ONNX Runtime: intra-op threads (None: ORT's default) and providers (None: by device)."""
+    """ONNX Runtime: intra-op threads (None: ORT's default, one per physical core), providers
+    (None: by device), and the session options that change speed, not results (beyond float
+    reassociation): graph optimisation level and the CPU memory arena. Defaults chosen by
+    measurement (benchmarks/throughput.py --sections ort)."""
 
     threads: int | None = None
     providers: tuple | None = None
+    graph_optimization: str = "all"  # "basic" | "extended" | "all" ("all" adds NCHWc layouts)
+    memory_arena: bool = True  # off: a malloc per intermediate per run
 
     def __post_init__(self):
         if self.threads is not None:
             check_range("ort_threads", self.threads, 1, 1024, integer=True)
+        check_choice("ort_graph_optimization", self.graph_optimization, ("basic", "extended", "all"))
+
+
+@dataclass(frozen=True)
+class TorchOptions:
+    """PyTorch backend accelerations, both off until measured (benchmarks/results/throughput_*.md).
+
+    compile: torch.compile (inductor) of the U-Net and VAE (on CPU: C++ built with the system
+    compiler). cuda_graphs: CUDA-graph capture of the U-Net per plan shape (CUDA devices only)."""
+
+    compile: bool = False
+    cuda_graphs: bool = False
 
 
 @dataclass(frozen=True)
@@ -228,6 +247,7 @@ class BackendConfig:
     precision: str = "fp32"  # fp16: U-Net (and text encoder) in fp16 as the release; VAE/RAFT stay fp32
     engines: str | None = None  # folder of exported ONNX graphs / TensorRT plans
     ort: OrtOptions = field(default_factory=OrtOptions)
+    torch: TorchOptions = field(default_factory=TorchOptions)
     trt: TrtOptions = field(default_factory=TrtOptions)
 
     def __post_init__(self):
@@ -241,3 +261,8 @@ class BackendConfig:
             object.__setattr__(self, "engines", os.fspath(self.engines))
         if self.backend == "tensorrt" and not self.engines:
             raise ConfigError("engines", self.engines, "a folder of TensorRT engines (uavrt export --trt)")
+        if self.torch.compile and self.backend != "torch":
+            raise ConfigError("compile", True, f"the torch backend only (backend is {self.backend!r})")
+        if self.torch.cuda_graphs and (self.backend != "torch" or not str(self.device).startswith("cuda")):
+            raise ConfigError("cuda_graphs", True, "the torch backend on a CUDA device (backend "
+                              f"{self.backend!r}, device {self.device!r}); TensorRT has its own (trt.cuda_graphs)")

@@ -97,7 +97,7 @@ def plan_upscale(src, dst: str, cfg: RunConfig, backend: BackendConfig, *, codec
     read comes back as Job(error=...) and the others are still planned.
     """
     from .runtime.files import list_inputs
-    from .runtime.video import is_folder_target, probe
+    from .runtime.video import probe
     from .runtime.video.writer import check_output
 
     from .errors import check_choice

@@ -30,6 +30,8 @@ def add_parser(sub):
                                                          "input from the same path, a shared filesystem)")
     u.add_argument("--max-memory", default=None,
                    help="GPU memory budget, e.g. 24GB: the largest tile whose predicted peak fits (uavrt plan)")
+    u.add_argument("--serial-io", action="store_true",
+                   help="decode/encode on the same thread as the networks (release-shaped; default overlaps them)")
     add_model_args(u)
     add_run_args(u)
     u.set_defaults(func=run)
@@ -77,7 +79,7 @@ def run(a) -> int:
         if job.error is None:
             prog = JsonProgress() if a.json_progress else Progress(not a.quiet)
             try:
-                upscale_file(up, job.src, job.dst, output, prog)
+                upscale_file(up, job.src, job.dst, output, prog, overlap=not a.serial_io)
                 print(f"wrote {job.dst}")
                 continue
             except UavrtError as e:

@@ -35,7 +35,7 @@ class OutputConfig:
 
 
 def upscale_file(upscaler, src, dst, out: OutputConfig = OutputConfig(), progress: Callable | None = None,
-                 submit: Callable | None = None, in_flight: int = 1) -> Path:
+                 submit: Callable | None = None, in_flight: int = 1, overlap: bool = False) -> Path:
     """Decode `src`, upscale (windows run where `submit` sends them; see runtime/stream.py),
     encode to `dst` atomically with audio/subtitles copied."""
     from .video import VideoWriter, is_folder_target, open_frames
@@ -57,7 +57,7 @@ def upscale_file(upscaler, src, dst, out: OutputConfig = OutputConfig(), progres
                          overwrite=out.overwrite,
                          copy_streams_from=None if info.is_image_sequence else str(src)) as writer:
             n = 0
-            for frame in upscaler.stream(frames(), progress, submit=submit, in_flight=in_flight):
+            for frame in upscaler.stream(frames(), progress, submit=submit, in_flight=in_flight, overlap=overlap):
                 writer.write(frame, pts.popleft())
                 n += 1
             if n == 0:
