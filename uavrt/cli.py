@@ -129,8 +129,8 @@ def cmd_upscale(a):
             check_writable(dst, a.overwrite)
     up = build_upscaler(a, cfg)
     if up.info.get("demo"):
-        print("uavrt: DEMO MODEL (tiny, random weights): the output shows the pipeline runs, it is not an upscale",
-              file=sys.stderr)
+        from .models.demo import DEMO_NOTICE
+        print(DEMO_NOTICE, file=sys.stderr)
     for src, dst in jobs:
         prog = _Progress(not a.quiet)
         try:
