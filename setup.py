@@ -13,7 +13,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["uavrt", "uavrt.*"]),
-    package_data={"uavrt.models": ["configs/*.json"], "uavrt.kernels": ["*.h", "*.cu", "*.cpp"],
+    package_data={"uavrt.models": ["configs/*.json", "demo_trained/*.json", "demo_trained/*/*"], "uavrt.kernels": ["*.h", "*.cu", "*.cpp"],
                   "uavrt.export": ["*.json"]},
     # torch: install the build for your machine first (CPU: pip install torch==2.13.0); a bare
     # requirement would pull a multi-GB CUDA build.
@@ -25,7 +25,7 @@ setup(
         "kernels": ["cuda-bindings>=13,<14", "nvidia-cuda-nvrtc>=13,<14", "nvidia-cuda-runtime>=13,<14",
                     "cuda-pathfinder>=1.2"],
         "trt": ["tensorrt>=11", "polygraphy>=0.49"],
-        "bench": ["psutil", "matplotlib"],
+        "bench": ["psutil", "matplotlib", "opencv-python-headless>=4.8"],
         "test": ["pytest>=8", "psutil", "matplotlib"],
     },
     entry_points={"console_scripts": ["uavrt=uavrt.cli:main"]},

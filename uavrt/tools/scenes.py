@@ -117,10 +117,15 @@ def scene_canvas(rng, height: int, width: int) -> np.ndarray:
     return canvas
 
 
-def scene_clip(seed: int, frames: int = 8, height: int = 64, width: int = 64) -> np.ndarray:
-    """float32 [T, H, W, 3] in [0, 1]: a panning camera over a canvas, plus a moving sprite."""
+def scene_clip(seed: int, frames: int = 8, height: int = 64, width: int = 64, pan=None) -> np.ndarray:
+    """float32 [T, H, W, 3] in [0, 1]: a panning camera over a canvas, plus a moving sprite.
+
+    pan: (rows, cols) high-res pixels per frame instead of the seeded pan (tests want motion).
+    """
     rng = np.random.default_rng(seed)
     vy, vx = rng.integers(-MAX_PAN, MAX_PAN + 1, 2)
+    if pan is not None:
+        vy, vx = int(pan[0]), int(pan[1])
     margin_y, margin_x = abs(int(vy)) * frames + 1, abs(int(vx)) * frames + 1
     canvas = scene_canvas(rng, height + margin_y, width + margin_x)
     y0 = 0 if vy >= 0 else margin_y - 1
