@@ -58,6 +58,16 @@ class NetworkSpec:
     config_dims: dict = field(default_factory=dict)
 
     @property
+    def fp32_only(self) -> bool:
+        """Every float input keeps fp32 (VAE, RAFT): the network runs in fp32 even in an fp16 run,
+        as the release runs it (range and precision need it)."""
+        return all(t.keep_fp32 or not t.is_float for t in self.inputs)
+
+    def run_precision(self, precision: str) -> str:
+        """The precision this network runs at in a run of `precision`."""
+        return "fp32" if self.fp32_only else precision
+
+    @property
     def input_names(self) -> tuple:
         return tuple(t.name for t in self.inputs)
 
@@ -227,5 +237,5 @@ SPECS = {s.name: s for s in (UNET, VAE_3D, VAE_VIDEO, RAFT)}
 
 
 def get_spec(name: str) -> NetworkSpec:
-    from ..errors import check_choice
+    from .errors import check_choice
     return SPECS[check_choice("network", name, tuple(SPECS))]
