@@ -26,12 +26,14 @@ from uavrt.tools.scenes import HELD_OUT_SEED, bicubic_x4, downscale_x4, scene_cl
 STEPS = 6
 FAST = dict(sampler=SamplerConfig(steps=STEPS, guidance_scale=1.0))  # the model ignores text: CFG off
 
-# measured bounds (see the tests' docstrings for the values seen)
-MIN_PSNR_GT = 21.0  # dB, every frame, output vs ground truth
-MIN_PSNR_BICUBIC = 24.0  # dB, every frame, output vs bicubic x4 of the input
-MAX_BELOW_BICUBIC = 1.5  # dB: mean PSNR vs ground truth may trail bicubic's by at most this
-MAX_EDGE_EXCESS = 4.0  # levels of 255: extra jump across any latent-pixel column/row boundary
-MAX_TEMPORAL_EXCESS = 4.0  # levels: extra frame-to-frame change at any frame boundary
+# Measured bounds (values seen in each docstring). The tiny model is noisy: it trails bicubic by
+# ~4.5 dB against the ground truth (the random-weight model: ~10 dB), so the bounds say "this is
+# the input's picture, upscaled", not "this is a good upscale".
+MIN_PSNR_GT = 13.0  # dB, every frame, output vs ground truth
+MIN_PSNR_BICUBIC = 17.0  # dB, every frame, output vs bicubic x4 of the input
+MAX_BELOW_BICUBIC = 6.0  # dB: mean PSNR vs ground truth may trail bicubic's by at most this
+MAX_EDGE_EXCESS = 3.0  # levels of 255: extra jump across any latent-pixel boundary vs the untiled run
+MAX_TEMPORAL_EXCESS = 3.0  # levels: extra frame-to-frame change at any frame vs one window
 
 
 def _clip(k, frames=10, h=64, w=96, pan=(2, 3)):
@@ -59,7 +61,7 @@ def plain(up, clip):
 
 
 def test_output_is_an_upscale_of_its_input(plain, clip):
-    """Seen: 23.5-25 dB vs ground truth (bicubic 24-25.5), 28-30 dB vs bicubic."""
+    """Seen: 16.5-17.6 dB vs ground truth (bicubic 20.7-22.6), 19.1-20.1 dB vs bicubic."""
     gt, lr = clip
     bic = bicubic_x4(lr)
     p_gt, p_bic, p_ref = psnr(plain, gt), psnr(plain, bic), psnr(bic, gt)
@@ -68,7 +70,7 @@ def test_output_is_an_upscale_of_its_input(plain, clip):
     assert p_gt.min() >= MIN_PSNR_GT and p_bic.min() >= MIN_PSNR_BICUBIC
     assert p_gt.mean() >= p_ref.mean() - MAX_BELOW_BICUBIC
     # the checker sees a swapped colour order
-    assert psnr(plain[..., ::-1], gt).min() < MIN_PSNR_GT
+    assert psnr(plain[..., ::-1], bic).min() < MIN_PSNR_BICUBIC
 
 
 def test_with_the_release_defaults_too(up, clip):
@@ -102,34 +104,35 @@ def _swap_blocks(video, size):
 
 @pytest.mark.parametrize("mode", ["blend", "release"])
 def test_tiles_leave_no_seam(up, clip, plain, mode):
-    """Tiles of 16 low-res pixels, overlap 4, on a 16x24 frame. Seen: edge excess <= 1.5 levels
-    (blend) / <= 2.5 (release) at the worst boundary; tiled vs untiled >= 30 dB."""
+    """Tiles of 16 low-res pixels, overlap 4, on a 16x24 frame, against the untiled run at every
+    latent-pixel boundary. Seen: tiled vs untiled ~40 dB; edge excess: see the printed values."""
     gt, lr = clip
     tiled = _run(up, lr, tiles=TileConfig(size=16, overlap=4, mode=mode))
-    cols = edge_excess(tiled, gt, _boundaries(tiled.shape[2]), axis=2)
-    rows = edge_excess(tiled, gt, _boundaries(tiled.shape[1]), axis=1)
+    cols = edge_excess(tiled, plain, _boundaries(tiled.shape[2]), axis=2)
+    rows = edge_excess(tiled, plain, _boundaries(tiled.shape[1]), axis=1)
     print(mode, "edge excess cols", cols, "rows", rows, "vs untiled", psnr(tiled, plain).min())
     assert max(cols, rows) <= MAX_EDGE_EXCESS
     assert psnr(tiled, gt).min() >= MIN_PSNR_GT
     # the checker sees tiles put back in the wrong place
     wrong = _swap_blocks(tiled, 32)
-    assert max(edge_excess(wrong, gt, _boundaries(wrong.shape[2]), axis=2),
-               edge_excess(wrong, gt, _boundaries(wrong.shape[1]), axis=1)) > MAX_EDGE_EXCESS
+    assert max(edge_excess(wrong, plain, _boundaries(wrong.shape[2]), axis=2),
+               edge_excess(wrong, plain, _boundaries(wrong.shape[1]), axis=1)) > MAX_EDGE_EXCESS
 
 
 def test_windows_leave_no_seam_in_time(up):
-    """20 frames in windows of 8 overlapping by 3 (cross-fades at 5-7, 10-12, ...). Seen: the
-    largest extra frame-to-frame change is ~1.5 levels."""
+    """20 frames in windows of 8 overlapping by 3 against one window of all 20: the extra
+    frame-to-frame change at every frame boundary (printed)."""
     gt, lr = _clip(1, frames=20, h=48, w=64, pan=(-3, 2))
     out = _run(up, lr, window=WindowConfig(frames=8, overlap=3))
-    excess = temporal_excess(out, gt)
+    whole = _run(up, lr, window=WindowConfig(frames=32, overlap=4))
+    excess = temporal_excess(out, whole)
     print("temporal excess", excess.round(2))
     assert len(out) == 20 and frame_order_ok(out, gt)
     assert excess.max() <= MAX_TEMPORAL_EXCESS
     assert psnr(out, gt).min() >= MIN_PSNR_GT
     wrong = out.copy()
     wrong[[9, 10]] = wrong[[10, 9]]  # a window's frames out of order
-    assert temporal_excess(wrong, gt).max() > MAX_TEMPORAL_EXCESS
+    assert temporal_excess(wrong, whole).max() > MAX_TEMPORAL_EXCESS
 
 
 def _decode(path):
@@ -192,8 +195,8 @@ def _write_yuv444(path, frames, full):
 
 def test_full_and_limited_range_inputs_give_the_same_picture(up, short, tmp_path):
     """The same frames as full-range and limited-range YUV: decoded within YUV rounding of each
-    other and of the input (seen max 3 levels), upscaled to the same picture (seen >= 38 dB
-    between the two), both as close to the ground truth as the in-memory run (seen within 0.1 dB)."""
+    other and of the input, upscaled to the same picture (seen >= 54 dB
+    between the two), both as close to the ground truth as the in-memory run (seen: equal)."""
     gt, lr, want = short
     outs = {}
     for full in (True, False):

@@ -115,8 +115,10 @@ def _write_text_encoder(root: Path, seed: int) -> None:
     CLIPTextModel(cfg).save_pretrained(str(root / "text_encoder"))
 
 
-def write_demo_weights(root, seed: int = 0, with_raft: bool = True) -> Path:
-    """Write the tiny demo model in the release layout under `root` (idempotent)."""
+def write_demo_weights(root, seed: int = 0, with_raft: bool = True, _skip: tuple = ()) -> Path:
+    """Write the tiny demo model in the release layout under `root` (idempotent).
+
+    _skip: networks not to write (the trained folder replaces them)."""
     from .release import build_network, packaged_config
     root = Path(root)
     marker = root / "DEMO_MODEL.json"
@@ -125,9 +127,13 @@ def write_demo_weights(root, seed: int = 0, with_raft: bool = True) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "unet").mkdir(exist_ok=True)
     (root / "vae").mkdir(exist_ok=True)
-    (root / "unet" / "unet_video_config.json").write_text(json.dumps(DEMO_UNET, indent=1))
-    torch.save(_seeded_init(build_network("unet", DEMO_UNET), seed + 1).state_dict(), root / "unet" / "unet_video.bin")
+    if "unet" not in _skip:
+        (root / "unet" / "unet_video_config.json").write_text(json.dumps(DEMO_UNET, indent=1))
+        torch.save(_seeded_init(build_network("unet", DEMO_UNET), seed + 1).state_dict(),
+                   root / "unet" / "unet_video.bin")
     for k, (name, cfg) in enumerate(DEMO_VAE.items()):
+        if name in _skip:
+            continue
         (root / "vae" / f"{name}_config.json").write_text(json.dumps(cfg, indent=1))
         vae = _seeded_init(build_network(name, cfg), seed + 2 + k)
         torch.save(vae.state_dict(), root / "vae" / f"{name}.bin")
@@ -177,7 +183,7 @@ def write_trained_demo_weights(root, seed: int = 0, with_raft: bool = True) -> P
         m = json.loads(marker.read_text())
         if m.get("trained") == want and m.get("raft", False) >= with_raft:
             return root
-    write_demo_weights(root, seed, with_raft)
+    write_demo_weights(root, seed, with_raft, _skip=("unet", "vae_3d"))
     for stale in ("unet/unet_video.bin", "vae/vae_3d.bin"):  # safetensors wins anyway: no confusion
         (root / stale).unlink(missing_ok=True)
     src = trained_dir()

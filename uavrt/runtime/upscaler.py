@@ -90,7 +90,7 @@ class Upscaler:
     @classmethod
     def demo(cls, cfg: RunConfig = RunConfig(), backend: BackendConfig = BackendConfig(), vae: str = "3d",
              seed: int = 0) -> "Upscaler":
-        """The tiny seeded demo model (random weights: the output is not a real upscale)."""
+        """The tiny demo model (trained on synthetic video: a soft x4 upscale; see models/demo.py)."""
         from ..models.demo import demo_weights_dir
         up = cls.from_weights(demo_weights_dir(seed, with_raft=bool(cfg.sampler.propagation_steps)), cfg, backend, vae)
         up.info["demo"] = True

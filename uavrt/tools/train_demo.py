@@ -3,17 +3,20 @@
 The networks are the release's architectures at tiny widths, trained for x4 video super-resolution
 on procedural scenes (uavrt/tools/scenes.py, seeds [0, clips)) with the x4 upscaler's objective:
 
-1. Autoencoder: a small convolutional encoder (training only: the pipeline never encodes) maps a
-   high-res frame to a 4-channel latent at the low-res size; the release-structure `vae_3d`
-   decoder maps latent / scaling_factor back (3-frame chunks, as the pipeline decodes). L1 loss,
-   plus a penalty that keeps each latent channel at mean 0 / variance 1 (the diffusion's scale).
+1. Autoencoder: an encoder used only for training (the pipeline never encodes) maps a high-res
+   frame to a 4-channel latent at the low-res size: channels 0-2 are twice the 4x4 box average
+   (a low-res picture at about unit variance), channel 3 is learned detail (held at mean 0 /
+   variance 1 by a penalty). The release-structure `vae_3d` decoder, started as nearest x4
+   upsampling (identity blocks, least-squares output conv), learns to map latent /
+   scaling_factor back to the frame (3-frame chunks, as the pipeline decodes; MSE + 0.1 L1; the
+   latents are jittered by N(0, 0.1) so it tolerates the diffusion's errors).
 2. U-Net: the release-structure temporal U-Net (7 input channels: latent + noised low-res,
    noise-level class embedding, temporal layers) learns v-prediction under the DDIM schedule:
    x_t = sqrt(abar_t) z0 + sqrt(1 - abar_t) eps, target v = sqrt(abar_t) eps - sqrt(1 - abar_t) z0,
    t uniform in [0, 1000); the low-res frames are noised by the low-res scheduler at a level
    uniform in [0, 350] that is also the class label. The prompt embedding is, at random, the
    default prompt's, the default negative prompt's or the empty prompt's from the demo text
-   encoder, with the same target: the model ignores text, so guidance changes nothing.
+   encoder, with the same target: the model learns to ignore text, so guidance changes little.
 
 Deterministic from the seed on one machine (one thread, torch.use_deterministic_algorithms).
 Across CPUs the float kernels (oneDNN/MKL vector widths) may round differently, so bit-exact
@@ -224,7 +227,7 @@ def train_autoencoder(s: Settings, hr: torch.Tensor, g: torch.Generator, deadlin
 
 
 def train_unet(s: Settings, z0_all: torch.Tensor, lr_all: torch.Tensor, text: torch.Tensor, g: torch.Generator,
-               deadline: float | None, checkpoint=None):
+               deadline: float | None, checkpoint=None, stop_after: int | None = None):
     """z0_all [N, 4, T, h, w] latents; lr_all [N, 3, T, h, w] clean low-res in [-1, 1]; text [P, L, C]."""
     unet = build_network("unet", TRAINED_UNET)
     acp = sch.alphas_cumprod(sch.DDIMConfig.from_config(DDIM))
@@ -238,6 +241,9 @@ def train_unet(s: Settings, z0_all: torch.Tensor, lr_all: torch.Tensor, text: to
     for step in range(s.unet_steps):
         if deadline and time.time() > deadline:
             print(f"unet: time budget reached at step {step}")
+            break
+        if stop_after is not None and step == stop_after:
+            print(f"unet: stopped after step {step} of the {s.unet_steps}-step schedule")
             break
         for grp in opt.param_groups:
             grp["lr"] = s.unet_lr * _schedule(step, s.unet_steps, s.warmup)
@@ -275,7 +281,8 @@ def prompt_embeddings(text_dir: Path) -> torch.Tensor:
     return torch.cat([te.encode(p) for p in (s.full_prompt, s.negative_prompt, "")])
 
 
-def train(s: Settings, text_dir: Path, deadline: float | None = None, checkpoint=None) -> dict:
+def train(s: Settings, text_dir: Path, deadline: float | None = None, checkpoint=None,
+          stop_after: int | None = None) -> dict:
     """Run both phases; returns {"unet": state_dict, "vae_3d": state_dict, "curves": {...}}."""
     torch.manual_seed(s.seed)
     g = torch.Generator().manual_seed(s.seed)
@@ -291,7 +298,7 @@ def train(s: Settings, text_dir: Path, deadline: float | None = None, checkpoint
         def partial(unet, step):
             checkpoint({"unet": unet.state_dict(), "vae_3d": dec.state_dict(),
                         "curves": {"vae": vae_curve}}, step)
-    unet, unet_curve = train_unet(s, z0, lr_to_tensor(lr_u8), text, g, deadline, partial)
+    unet, unet_curve = train_unet(s, z0, lr_to_tensor(lr_u8), text, g, deadline, partial, stop_after)
     return {"unet": unet.state_dict(), "vae_3d": dec.state_dict(),
             "curves": {"vae": vae_curve, "unet": unet_curve}}
 
@@ -315,7 +322,7 @@ def write_model(out: Path, result: dict, s: Settings, text_dir: Path, extra: dic
         shutil.rmtree(out / "text_encoder")
     shutil.copytree(text_dir / "text_encoder", out / "text_encoder")
     hashes = {str(p.relative_to(out)): sha256(p) for p in sorted(out.rglob("*")) if p.is_file()
-              and p.name != "TRAINING.json"}
+              and p.name != "TRAINING.json" and p.relative_to(out).parts[0] != "partial"}
     record = {"uavrt": __version__, "settings": asdict(s), "files": hashes,
               "size_bytes": sum((out / f).stat().st_size for f in hashes), **extra,
               "loss_curves": result["curves"]}
@@ -341,6 +348,8 @@ def main(argv=None) -> int:
                    help="wall-clock cap; stopping early gives other weights than the full run")
     p.add_argument("--vae-steps", type=int, default=Settings.vae_steps)
     p.add_argument("--unet-steps", type=int, default=Settings.unet_steps)
+    p.add_argument("--stop-after", type=int, default=None,
+                   help="end the U-Net phase after this many steps of its schedule (the shipped weights: 400)")
     a = p.parse_args(argv)
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
@@ -352,10 +361,10 @@ def main(argv=None) -> int:
         text_dir = write_demo_weights(Path(tmp) / "demo", seed=0, with_raft=False)
         def checkpoint(partial, step):
             write_model(Path(a.out) / "partial", partial, s, text_dir, {"partial_unet_step": step})
-        result = train(s, text_dir, deadline, checkpoint)
+        result = train(s, text_dir, deadline, checkpoint, a.stop_after)
         minutes = (time.time() - start) / 60
         extra = {"torch": torch.__version__, "cpu": _cpu_name(), "threads": 1, "minutes": round(minutes, 1),
-                 "stopped_early": bool(deadline and time.time() > deadline)}
+                 "stopped_early": bool(deadline and time.time() > deadline), "stop_after": a.stop_after}
         record = write_model(Path(a.out), result, s, text_dir, extra)
     print(f"wrote {a.out}: {record['size_bytes'] / 1e6:.2f} MB in {minutes:.1f} min")
     for f, h in record["files"].items():
