@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -59,21 +58,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def median_ms(fn, warmup: int, iters: int) -> float:
-    import torch
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
-
-
 def inputs(B, C, T, H, W, dtype):
     """Latents and a plausible flow pair (smooth motion; backward ~ -forward so ~half pass the check)."""
     import torch
@@ -91,6 +75,7 @@ def bench_size(args, H, W, dtype_name):
 
     from uavrt import kernels
     from uavrt.kernels import gpu as kgpu
+    from uavrt.kernels.selfcheck import median_ms
     from uavrt.models import propagation as ref
 
     dtype = getattr(torch, DTYPES[dtype_name])
@@ -102,10 +87,10 @@ def bench_size(args, H, W, dtype_name):
     y = x.contiguous().clone()
     opts = dict(nearest=args.interpolation == "nearest", copy=False, fuse_w=0.5, fuse_c=0.5, alpha1=0.001,
                 alpha2=0.05)
-    step_ms = median_ms(lambda: kgpu.step(y, 1, 0, fw, bw, 0, **opts), args.warmup, args.iters * 4)
-    kernel_call_ms = median_ms(lambda: kernels.propagate(x, fw, bw, **kw), args.warmup, args.iters)
+    step_ms = median_ms(lambda: kgpu.step(y, 1, 0, fw, bw, 0, **opts), x.device, args.warmup, args.iters * 4)
+    kernel_call_ms = median_ms(lambda: kernels.propagate(x, fw, bw, **kw), x.device, args.warmup, args.iters)
     # the reference promotes fp16 latents to fp32 through the fp32 mask; time it as the pipeline would call it
-    ref_call_ms = median_ms(lambda: ref.propagate(x, fw, bw, **kw), args.warmup, args.iters)
+    ref_call_ms = median_ms(lambda: ref.propagate(x, fw, bw, **kw), x.device, args.warmup, args.iters)
 
     es = x.element_size()
     bytes_per_step = B * H * W * (3 * C * es + 2 * 2 * 4)

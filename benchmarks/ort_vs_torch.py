@@ -19,12 +19,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
+
+from uavrt.info import cpu_model
 
 SHAPES = {
     "unet": {"B": 2, "T": 8, "H": 32, "W": 32, "L": 77},
@@ -33,16 +34,6 @@ SHAPES = {
     "raft": {"N": 1, "H": 128, "W": 128},
 }
 CONFIG_FILES = {"unet": "unet_video", "vae_3d": "vae_3d", "vae_video": "vae_video", "raft": "raft_things"}
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def timed(fn, warmup: int, runs: int) -> list:
@@ -113,7 +104,7 @@ def main(argv=None):
 
     if a.threads:
         torch.set_num_threads(a.threads)
-    env = {"cpu": cpu_name(), "threads": a.threads or torch.get_num_threads(), "torch": torch.__version__,
+    env = {"cpu": cpu_model(), "threads": a.threads or torch.get_num_threads(), "torch": torch.__version__,
            "onnxruntime": onnxruntime.__version__, "runs": a.runs, "warmup": a.warmup,
            "date": dt.datetime.now().isoformat(timespec="seconds")}
     results = []

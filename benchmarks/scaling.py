@@ -45,7 +45,7 @@ def summarize_file(jsonl: Path) -> int:
 
 def main(argv=None) -> int:
     import argparse
-    from uavrt.bench.cli import add_bench_args, run_bench
+    from uavrt.commands.bench import add_bench_args, run_bench
     from uavrt.bench.env import environment, machine_tag
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--summarize"]:

@@ -11,6 +11,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU (skipped with the reason when absent)")
     config.addinivalue_line("markers", "trt: needs TensorRT (skipped with the reason when absent)")
     config.addinivalue_line("markers", "slow: slow test (run with UAVRT_SLOW=1)")
+    config.addinivalue_line("markers", "trt11_contract: the TensorRT 11.4 API contract (tests/trt11; CPU, subprocesses)")
 
 
 def _has_trt():
@@ -26,13 +27,15 @@ def pytest_collection_modifyitems(config, items):
     trt = None
     slow = os.environ.get("UAVRT_SLOW") == "1"
     for item in items:
-        if "gpu" in item.keywords and not gpu:
+        # markers, not `item.keywords`: keywords also hold every parent node's name, so a checkout
+        # in a folder named "trt" or "gpu" would skip the whole suite
+        if item.get_closest_marker("gpu") and not gpu:
             item.add_marker(pytest.mark.skip(reason="no CUDA GPU on this machine (torch.cuda.is_available() is False)"))
-        if "trt" in item.keywords:
+        if item.get_closest_marker("trt"):
             trt = _has_trt() if trt is None else trt
             if not trt:
                 item.add_marker(pytest.mark.skip(reason="TensorRT is not installed (pip install tensorrt; needs a GPU)"))
-        if "slow" in item.keywords and not slow:
+        if item.get_closest_marker("slow") and not slow:
             item.add_marker(pytest.mark.skip(reason="slow test: set UAVRT_SLOW=1 to run it"))
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from uavrt.cli import main
+from uavrt.commands import main
 
 CHEAP = "scheduler,low_res_scheduler,color,propagation,warp_pieces,pipeline"
 

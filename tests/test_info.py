@@ -97,3 +97,25 @@ def test_format_report(report):
     text = format_report(_gpu_report())
     assert "cuda:0 NVIDIA H100 80GB HBM3  compute capability 9.0  79.2 GiB" in text
     assert "tensorrt 11.0.0.5" in text
+
+
+def test_bindings_without_a_real_library_are_not_a_usable_tensorrt():
+    # e.g. the contract test's stub libraries (tests/trt11): the bindings import, TensorRT does not exist
+    r = _gpu_report()
+    r["tensorrt"] = {"version": "11.4.0.106",
+                     "library_problem": "/tmp/x/libnvinfer.so.11 does not export getInferLibVersion(): a stub library"}
+    ok, why = usable_backends(r)["tensorrt"]
+    assert not ok and "not backed by a real TensorRT library" in why and "stub library" in why
+
+
+def test_loaded_library_is_read_from_the_process_maps(tmp_path):
+    from uavrt.trt_env import loaded_library
+
+    maps = tmp_path / "maps"
+    maps.write_text("7f00-7f01 r-xp 00000000 08:01 1 /usr/lib/libc.so.6\n"
+                    "7f02-7f03 r-xp 00000000 08:01 2 /opt/trt/lib/libnvinfer_plugin.so.11\n"
+                    "7f04-7f05 r-xp 00000000 08:01 3 /opt/trt/lib/libnvinfer.so.11.4.0\n")
+    assert loaded_library(maps=str(maps)) == "/opt/trt/lib/libnvinfer.so.11.4.0"  # not the plugin library
+    maps.write_text("7f00-7f01 r-xp 00000000 08:01 1 /usr/lib/libc.so.6\n")
+    assert loaded_library(maps=str(maps)) is None
+    assert loaded_library(maps=str(tmp_path / "absent")) is None

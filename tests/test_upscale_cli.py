@@ -5,7 +5,7 @@ from fractions import Fraction
 import av
 import pytest
 
-from uavrt.cli import main
+from uavrt.commands import main
 from uavrt.runtime.video import probe
 from uavrt.runtime.video.synth import write_test_video
 

@@ -1,7 +1,6 @@
 """Cross-backend verification on CPU: torch fp32 vs torch fp16 (and ONNX Runtime once it exists)."""
 
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,7 +10,8 @@ from uavrt.errors import ConfigError
 from uavrt.spec import NetworkSpec, f32
 from uavrt.runtime.backend import Backend, Runner
 from uavrt.runtime.torch_backend import TorchBackend
-from uavrt.runtime.verify import Tolerance, run_verify_cli, verify, verify_dims, verify_release
+from uavrt.commands import main
+from uavrt.verify import Tolerance, verify, verify_dims, verify_release
 
 TOY = NetworkSpec("toy", inputs=(f32("x", "B", 16),), outputs=(f32("y", "B", 8), f32("z", "B", 1)),
                   example={"B": 3})
@@ -140,9 +140,9 @@ def _tiny_vae_weights(root):
 def test_verify_release_torch_vs_onnxruntime(tmp_path, capsys):
     pytest.importorskip("uavrt.runtime.ort_backend", reason="uavrt.runtime.ort_backend is not written yet")
     weights = _tiny_vae_weights(tmp_path / "w")
-    args = SimpleNamespace(engines=str(tmp_path / "e"), weights=str(weights), demo=False, networks="vae_3d",
-                           backend="onnxruntime", device="cpu")
-    assert run_verify_cli(args) == 0  # graphs exported on the fly (none in engines/)
+    argv = ["verify", "--engines", str(tmp_path / "e"), "--weights", str(weights), "--networks", "vae_3d",
+            "--backend", "onnxruntime", "--device", "cpu"]
+    assert main(argv) == 0  # graphs exported on the fly (none in engines/)
     out = capsys.readouterr().out
     assert "| vae_3d | onnxruntime | video |" in out and out.rstrip().endswith("PASSED")
 

@@ -130,16 +130,44 @@ class RunConfig:
     tiles: TileConfig = field(default_factory=TileConfig)
     window: WindowConfig = field(default_factory=WindowConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    # (tile, clip) pieces per U-Net call, stacked along the batch axis; an execution setting: the
+    # pieces are independent batch elements, so it changes speed and memory, not the maths
+    unet_batch: int = 1
+
+    def __post_init__(self):
+        check_range("unet_batch", self.unet_batch, 1, 4096, integer=True)
+
+
+@dataclass(frozen=True)
+class OrtOptions:
+    """ONNX Runtime: intra-op threads (None: ORT's default) and providers (None: by device)."""
+
+    threads: int | None = None
+    providers: tuple | None = None
+
+    def __post_init__(self):
+        if self.threads is not None:
+            check_range("ort_threads", self.threads, 1, 1024, integer=True)
+
+
+@dataclass(frozen=True)
+class TrtOptions:
+    """TensorRT: copy outputs out of the engine's buffers; CUDA-graph capture per input shape."""
+
+    copy_outputs: bool = False
+    cuda_graphs: bool = False
 
 
 @dataclass(frozen=True)
 class BackendConfig:
-    """Which runtime runs the networks, where, at which precision."""
+    """Which runtime runs the networks, where, at which precision (and each backend's options)."""
 
     backend: str = "torch"
     device: str = "cpu"
     precision: str = "fp32"  # fp16: U-Net (and text encoder) in fp16 as the release; VAE/RAFT stay fp32
     engines: str | None = None  # folder of exported ONNX graphs / TensorRT plans
+    ort: OrtOptions = field(default_factory=OrtOptions)
+    trt: TrtOptions = field(default_factory=TrtOptions)
 
     def __post_init__(self):
         check_choice("backend", self.backend, BACKENDS)

@@ -15,9 +15,12 @@ class ConfigError(UavrtError, ValueError):
     """A parameter has a value outside what is allowed."""
 
     def __init__(self, param: str, value, allowed: str, hint: str = ""):
-        self.param, self.value, self.allowed = param, value, allowed
+        self.param, self.value, self.allowed, self.hint = param, value, allowed, hint
         msg = f"{param}={value!r} is not allowed: expected {allowed}"
         super().__init__(msg + (f" ({hint})" if hint else ""))
+
+    def __reduce__(self):  # picklable, so it crosses process boundaries (Ray workers) intact
+        return type(self), (self.param, self.value, self.allowed, self.hint)
 
 
 class WeightsError(UavrtError):
@@ -34,6 +37,9 @@ class OutputExistsError(UavrtError, FileExistsError):
     def __init__(self, path):
         self.path = path
         super().__init__(f"output {str(path)!r} already exists; pass overwrite=True (--overwrite) to replace it")
+
+    def __reduce__(self):
+        return type(self), (self.path,)
 
 
 class BackendUnavailable(UavrtError):

@@ -1,13 +1,42 @@
-"""Atomic, non-clobbering file output shared by video writing, export and caches."""
+"""Files: atomic, non-clobbering output (video writing, export, caches), content hashes, the
+user cache folder and the process umask, each written once for the whole package."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 
 from .errors import OutputExistsError
+
+
+def sha256_file(path, chunk: int = 1 << 22) -> str:
+    """Hex sha256 of a file's bytes, read in 4 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cache_root() -> Path:
+    """uavrt's user cache: `$UAVRT_CACHE_DIR`, default `~/.cache/uavrt` (read at call time)."""
+    root = os.environ.get("UAVRT_CACHE_DIR")
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "uavrt"
+
+
+def umask() -> int:
+    """The process umask, read without changing it (os.umask() would race other threads)."""
+    try:
+        m = re.search(r"^Umask:\s*([0-7]+)", Path("/proc/self/status").read_text(), re.MULTILINE)
+        if m:
+            return int(m.group(1), 8)
+    except OSError:
+        pass
+    return 0o022
 
 
 def check_writable(path, overwrite: bool) -> Path:
@@ -32,9 +61,7 @@ def atomic_path(path, overwrite: bool = False, suffix: str | None = None):
                                dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
+    os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield tmp
         if path.exists() and not overwrite:  # appeared while we worked: still never clobber

@@ -18,7 +18,19 @@ PACKAGES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt", "poly
             "nvidia-cuda-nvrtc", "safetensors", "av", "transformers", "numpy")
 
 
-def _pkg_version(name: str):
+def cpu_model() -> str:
+    """CPU model name from /proc/cpuinfo (Linux), else what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def package_version(name: str):
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
@@ -58,7 +70,16 @@ def _tensorrt_info() -> dict:
         import tensorrt
     except Exception as e:
         return {"version": None, "error": _error(e)}
-    return {"version": tensorrt.__version__}
+    from .trt_env import native_library_problem
+
+    info = {"version": tensorrt.__version__}
+    try:
+        problem = native_library_problem(tensorrt)
+    except Exception as e:  # a probe must never crash the report
+        problem = f"could not inspect the TensorRT library: {_error(e)}"
+    if problem:
+        info["library_problem"] = problem  # e.g. the test suite's stub libraries: not a TensorRT
+    return info
 
 
 def _nvrtc_info() -> dict:
@@ -102,7 +123,7 @@ def environment_report() -> dict:
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "host_memory_gib": _host_memory_gib(),
-        "packages": {name: _pkg_version(name) for name in PACKAGES},
+        "packages": {name: package_version(name) for name in PACKAGES},
         "torch": _torch_info(),
         "onnxruntime": _onnxruntime_info(),
         "tensorrt": _tensorrt_info(),
@@ -140,6 +161,9 @@ def usable_backends(report: dict | None = None) -> dict:
     if trt.get("version") is None:
         out["tensorrt"] = (False, "TensorRT is not installed: pip install tensorrt (TensorRT 11, CUDA 13); "
                                   "it also needs an NVIDIA GPU")
+    elif trt.get("library_problem"):
+        out["tensorrt"] = (False, f"the tensorrt {trt['version']} Python bindings are not backed by a real "
+                                  f"TensorRT library: {trt['library_problem']}")
     elif not gpu:
         out["tensorrt"] = (False, f"TensorRT {trt['version']} is installed but needs a GPU: {gpu_why}")
     else:

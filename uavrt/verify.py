@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, check_choice
-from ..spec import SPECS, NetworkSpec, get_spec
+from .errors import ConfigError, check_choice
+from .models.release import Checkpoint
+from .spec import SPECS, NetworkSpec, get_spec
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def verify(backends: dict, networks: dict, inputs: dict, *, reference: str | Non
     """Run every network on every backend with the same inputs; compare each with the reference.
 
     backends: {name: Backend}; the reference is `reference` or the first one.
-    networks: {network name: module, a `LoadedNetwork` (release weights: backends with prebuilt
+    networks: {network name: module, a `Checkpoint` (release weights: backends with prebuilt
     graphs/engines use `load_network`, which checks weights hash and config) or
     (NetworkSpec, module)}; specs from uavrt.spec unless given.
     inputs: {network name: {input name: tensor}} (moved to each runner's device).
@@ -122,11 +123,8 @@ def verify(backends: dict, networks: dict, inputs: dict, *, reference: str | Non
 
 def _runner(backend, spec: NetworkSpec, network):
     """A runner made the way the pipeline makes it; the caller's module is never touched."""
-    if dataclasses.is_dataclass(network) and hasattr(network, "weights_hash"):  # a LoadedNetwork
-        network = dataclasses.replace(network, module=copy.deepcopy(network.module))
-        if hasattr(backend, "load_network"):  # prebuilt graphs/engines, checked against the weights
-            return backend.load_network(spec, network)
-        return backend.from_module(spec, network.module)
+    if isinstance(network, Checkpoint):  # prebuilt graphs/engines are checked against its weights
+        return backend.load_network(spec, dataclasses.replace(network, module=copy.deepcopy(network.module)))
     return backend.from_module(spec, copy.deepcopy(network))
 
 
@@ -172,16 +170,16 @@ def verify_release(engines, *, weights=None, demo: bool = False, networks=("unet
     the backend is TensorRT. ONNX Runtime uses `<network>.fp32.onnx` from `engines` when all are
     there, else exports the networks on the fly.
     """
-    from ..models.release import load_network
-    from .ort_backend import OrtBackend
-    from .torch_backend import TorchBackend
+    from .models.release import load_network
+    from .runtime.ort_backend import OrtBackend
+    from .runtime.torch_backend import TorchBackend
 
     if bool(demo) == bool(weights):
         raise ConfigError("weights", weights, "a release weights folder, or demo=True (exactly one of them)")
     check_choice("backend", backend, ("tensorrt", "onnxruntime"))
     names = [check_choice("network", n, tuple(SPECS)) for n in networks]
     if demo:
-        from ..models.demo import demo_weights_dir
+        from .models.demo import demo_weights_dir
         weights = demo_weights_dir(seed, with_raft="raft" in names)
     engines = Path(engines)
     loaded = {n: load_network(weights, n) for n in names}
@@ -190,8 +188,8 @@ def verify_release(engines, *, weights=None, demo: bool = False, networks=("unet
                 "onnxruntime": OrtBackend(device="cpu", precision="fp32", engines=engines if have_graphs else None)}
     profiles = {}
     if backend == "tensorrt":
-        from ..export import cache
-        from .trt_backend import TrtBackend
+        from .export import cache
+        from .runtime.trt_backend import TrtBackend
         backends["tensorrt"] = TrtBackend(engines, device=device, precision="fp16")
         entries = cache.load_manifest(engines)["engines"]
         profiles = {n: entries[f"{n}.fp16"]["fields"]["profiles"] for n in names if f"{n}.fp16" in entries}
@@ -213,11 +211,3 @@ def verify_dims(spec: NetworkSpec, config: dict, profiles: dict | None = None) -
                 dims[d] = min(max(dims[d], a), b)
     return dims
 
-
-def run_verify_cli(args) -> int:
-    """`uavrt verify` (argparse namespace: engines, weights, demo, networks, backend, device)."""
-    networks = [n.strip() for n in str(args.networks).split(",") if n.strip()]
-    report = verify_release(args.engines, weights=args.weights, demo=args.demo, networks=networks,
-                            backend=args.backend, device=args.device)
-    print(report.format())
-    return 0 if report.passed else 1

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from uavrt.bench.cli import main
+from uavrt.commands.bench import main
 from uavrt.bench.report import SCHEMA, STAT_KEYS
-from uavrt.cli import build_parser
+from uavrt.commands import build_parser
 
 TINY = ["--demo", "--size", "16x16", "--frames", "4", "--steps", "1", "--reps", "2", "--warmup", "1", "-q"]
 

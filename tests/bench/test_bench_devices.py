@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from uavrt.bench.cli import main
+from uavrt.commands.bench import main
 from uavrt.bench.flops import UNetFlops
 from uavrt.models.release import packaged_config
 

@@ -181,3 +181,39 @@ def test_real_build_and_reuse(tmp_path):
     assert e["fields"]["tensorrt_version"] == tensorrt.__version__
     [again] = trt.build_engines(onnx_dir, out, plan=PLAN, optimization_level=0, timing_cache=timing)
     assert again == e
+
+
+def _unparseable_raft(path):
+    """A RAFT-named graph with an op TensorRT 11's ONNX parser lacks (a custom-domain node)."""
+    v = helper.make_tensor_value_info
+    ins = [v("image1", TensorProto.FLOAT, ["N", 3, "H", "W"]), v("image2", TensorProto.FLOAT, ["N", 3, "H", "W"])]
+    outs = [v("flow_low", TensorProto.FLOAT, None), v("flow_up", TensorProto.FLOAT, None)]
+    nodes = [helper.make_node("Sub", ["image1", "image2"], ["flow_up"]),
+             helper.make_node("CorrLookup", ["flow_up"], ["flow_low"], name="corr", domain="raft.ops")]
+    m = helper.make_model(helper.make_graph(nodes, "bad", ins, outs),
+                          opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("raft.ops", 1)])
+    for k, val in {"uavrt.network": "raft", "uavrt.precision": "fp16"}.items():
+        m.metadata_props.add(key=k, value=val)
+    onnx.save_model(m, str(path))
+
+
+def test_graph_tensorrt_cannot_parse_is_refused_before_any_build(tmp_path, stub_build):
+    onnx_dir, out = tmp_path / "onnx", tmp_path / "engines"
+    onnx_dir.mkdir()
+    _unparseable_raft(onnx_dir / "raft.fp16.onnx")
+    with pytest.raises(EngineMismatch, match=r"raft\.fp16\.onnx cannot be built by TensorRT 11: "
+                                             r"CorrLookup node 'corr': custom domain 'raft.ops'"):
+        trt.build_engines(onnx_dir, out, plan=PLAN)
+    assert not stub_build and not out.exists()
+
+
+def test_every_graph_is_checked_before_the_first_build(tmp_path, stub_build, monkeypatch):
+    # unet (first in build order) is fine, raft is not: nothing may be built
+    onnx_dir = tmp_path / "onnx"
+    onnx_dir.mkdir()
+    _unparseable_raft(onnx_dir / "raft.fp16.onnx")
+    tiny_raft_onnx(onnx_dir / "unet.fp16.onnx", metadata={"uavrt.network": "unet"})
+    monkeypatch.setattr(trt, "derive_profiles", lambda spec, plan, config=None: {})
+    with pytest.raises(EngineMismatch, match="CorrLookup"):
+        trt.build_engines(onnx_dir, tmp_path / "e", plan=PLAN, networks=["unet", "raft"])
+    assert not stub_build

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-import torch
 from safetensors.torch import load_file
 
 
@@ -29,37 +28,31 @@ def load_case(golden_dir):
 
 
 @pytest.fixture(scope="session")
+def nvrtc_ok():
+    """Skip unless the emulated launch can run: gpu.py compiles the real CUBIN with NVRTC."""
+    from uavrt.errors import BackendUnavailable
+    from uavrt.kernels import nvrtc
+    try:
+        nvrtc.nvrtc_version()
+        nvrtc._cuda_include_dir()
+        import cuda.bindings.driver  # noqa: F401
+    except (BackendUnavailable, ImportError) as e:
+        pytest.skip(f"the emulated launch needs cuda-bindings and NVRTC (gpu.py compiles the real CUBIN): {e}")
+
+
+@pytest.fixture
+def emu(nvrtc_ok):
+    """gpu.py launching on the emulated CUDA driver for the test (uavrt.kernels.emulator)."""
+    from uavrt.kernels.emulator import emulated_cuda
+    with emulated_cuda() as e:
+        yield e
+
+
+@pytest.fixture(scope="session")
 def flow_pair():
-    return _random_flow_pair
-
-
-def _random_flow_pair(B, T1, H, W, *, seed, scale=4.0, block=6):
-    """Flow pairs [B, 2, T1, H, W] that exercise every branch of the kernel.
-
-    Per block of pixels, one of: smooth random motion up to ~`scale` px, large motion sending
-    samples outside the frame, integer displacements (samples exactly on pixels), half-pixel
-    displacements (nearest ties), and an unrelated backward flow (occlusion). Elsewhere the
-    backward flow is the negated forward flow plus noise, and flows are constant within a
-    block, so many pixels pass the consistency check and many fail it.
-    """
-    g = torch.Generator().manual_seed(seed)
-    shape = (B, 2, T1, H, W)
-    hb, wb = -(-H // block), -(-W // block)
-
-    def blocks(t):  # [B, k, T1, hb, wb] -> [B, k, T1, H, W], constant per block
-        return t.repeat_interleave(block, 3).repeat_interleave(block, 4)[..., :H, :W]
-
-    coarse = (B, 2, T1, hb, wb)
-    kind = blocks(torch.randint(0, 5, (B, 1, T1, hb, wb), generator=g)).expand(shape)
-    smooth = blocks(torch.randn(coarse, generator=g) * scale) + torch.randn(shape, generator=g) * 0.2
-    far = blocks(torch.randn(coarse, generator=g) * max(H, W))
-    integer = blocks(torch.randint(-3, 4, coarse, generator=g).float())
-    fw = torch.where(kind == 1, far, smooth)
-    fw = torch.where(kind == 2, integer, fw)
-    fw = torch.where(kind == 3, integer + 0.5, fw)
-    bw = -fw + torch.randn(shape, generator=g) * 0.1
-    bw = torch.where(kind == 4, torch.randn(shape, generator=g) * scale, bw)  # occluded: unrelated flow
-    return fw.contiguous(), bw.contiguous()
+    """flow_pair(B, T1, H, W, seed=...) -> (fw, bw): flows that exercise every branch of the kernel."""
+    from uavrt.kernels.selfcheck import flow_pair
+    return flow_pair
 
 
 @pytest.fixture(scope="session")

@@ -1,40 +1,84 @@
 import numpy as np
 import pytest
 
-from uavrt.runtime.plan import window_spans
-from uavrt.runtime.stream import windowed
+from uavrt.runtime.plan import crossfade_weight, window_spans
+from uavrt.runtime.stream import Done, WindowOutput, _finish, windowed
 
 
-def _run(n, W, O, value_of=lambda f, span: f):
-    calls, sizes = [], []
-
-    def process(frames, span):
-        calls.append((span.start, span.stop))
-        sizes.append(len(frames))
-        # encode the frame index so the output can be checked: value in [-1, 1]
-        return [np.full((1, 1, 3), value_of(int(x[0, 0, 0]), span), np.float32) for x in frames]
-
-    frames = (np.full((1, 1, 3), i % 256, np.uint8) for i in range(n))
-    return list(windowed(frames, process, W, O)), calls, sizes
+def _value(f, span):
+    # a float per (frame, window) in [-1, 1]: windows disagree, so cross-fades are visible
+    return np.float32(((f * 37 + span.start * 11) % 200) / 100.0 - 1.0)
 
 
-@pytest.mark.parametrize("n", [0, 1, 5, 8, 9, 20, 57])
-def test_stream_follows_the_window_plan_and_keeps_order(n):
-    out, calls, sizes = _run(n, 8, 2, lambda f, span: -1.0)
+def _submit(log):
+    def submit(chunk, span, float_frames):
+        log.append((span, float_frames, [int(x[0, 0, 0]) for x in chunk]))
+        full = {f: np.full((1, 1, 3), _value(f, span), np.float32) for f in span}
+        frames = np.stack([_finish(full[f]) for f in span])
+        return Done(WindowOutput(span, frames, {f: full[f] for f in float_frames}))
+    return submit
+
+
+def _reference(n, W, O):
+    """Every window in float, blended in order, truncated at the end (the defining rule)."""
+    out, prev = {}, None
+    for span in window_spans(n, W, O):
+        for f in span:
+            v = np.full((1, 1, 3), _value(f, span), np.float32)
+            out[f] = (1 - crossfade_weight(f, prev, span)) * out[f] + crossfade_weight(f, prev, span) * v \
+                if f in out else v
+        prev = span
+    return [_finish(out[f]) for f in range(n)]
+
+
+def _frames(n):
+    return (np.full((1, 1, 3), i % 256, np.uint8) for i in range(n))
+
+
+@pytest.mark.parametrize("n,W,O", [(0, 8, 2), (1, 8, 2), (5, 8, 2), (8, 8, 2), (9, 8, 2), (20, 8, 2), (57, 8, 2),
+                                   (30, 8, 6), (13, 4, 0)])
+@pytest.mark.parametrize("in_flight", [1, 3])
+def test_stream_equals_the_all_float_reference_and_keeps_order(n, W, O, in_flight):
+    log = []
+    out = list(windowed(_frames(n), _submit(log), W, O, in_flight))
+    assert [s for s, _, _ in log] == (window_spans(n, W, O) if n else [])
+    assert all(inputs == list(s) for s, _, inputs in log)  # each window got its own frames
     assert len(out) == n
-    assert calls == [(s.start, s.stop) for s in window_spans(n, 8, 2)] if n else calls == []
-    assert all(s <= 8 for s in sizes)  # never more than one window in flight
+    assert all(np.array_equal(a, b) for a, b in zip(out, _reference(n, W, O)))
 
 
-def test_overlap_frames_are_crossfaded_between_windows():
-    # window k outputs the constant k-dependent value; check blended frames lie between
-    out, calls, _ = _run(14, 8, 2, lambda f, span: -1.0 if span.start == 0 else 1.0)
-    vals = [int(o[0, 0, 0]) for o in out]
-    assert calls == [(0, 8), (6, 14)]
-    assert vals[:6] == [0] * 6 and vals[8:] == [255] * 6
-    assert 0 < vals[6] < vals[7] < 255  # frames 6, 7: linear cross-fade
+def test_only_the_frames_a_crossfade_needs_come_back_in_float():
+    log = []
+    list(windowed(_frames(14), _submit(log), 8, 2))
+    assert [(s.start, s.stop, sorted(ff)) for s, ff, _ in log] == [(0, 8, [6, 7]), (6, 14, [6, 7])]
 
 
-def test_outputs_use_release_truncation():
-    out, _, _ = _run(3, 8, 2, lambda f, span: 0.999)
-    assert int(out[0][0, 0, 0]) == int((0.999 / 2 + 0.5) * 255)
+def test_frames_are_emitted_as_soon_as_no_later_window_changes_them():
+    read = []
+
+    def frames():
+        for i in range(40):
+            read.append(i)
+            yield np.full((1, 1, 3), i, np.uint8)
+
+    it = windowed(frames(), _submit([]), 8, 2)
+    next(it)  # the first output frame needs window 0 and a look at window 1 only
+    assert len(read) <= 8 + 6
+
+
+def test_in_flight_bounds_the_windows_submitted_but_not_merged():
+    pending, peak = [], [0]
+
+    class Handle:
+        def __init__(self, out):
+            self.out = out
+            pending.append(self)
+            peak[0] = max(peak[0], len(pending))
+
+        def result(self):
+            pending.remove(self)
+            return self.out
+
+    inner = _submit([])
+    out = list(windowed(_frames(60), lambda c, s, ff: Handle(inner(c, s, ff).result()), 8, 2, in_flight=3))
+    assert len(out) == 60 and peak[0] == 3

@@ -335,3 +335,13 @@ def test_engine_from_other_tensorrt_is_refused_before_deserialising(engines, tmp
     (d / cache.MANIFEST).write_text(json.dumps(m))
     with pytest.raises(EngineMismatch, match="TensorRT 10.0.0.1"):
         TrtBackend(d).load("raft")
+
+
+def test_backend_does_not_import_the_engine_builder():
+    # the environment helpers live in uavrt/trt_env.py; the runtime must not drag in the builder
+    import subprocess
+
+    code = ("import sys, uavrt.runtime.trt_backend, uavrt.trt_env; "
+            "print(sorted(m for m in sys.modules if m in ('uavrt.export.trt', 'uavrt.export.trt_ops', 'polygraphy')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"

@@ -107,22 +107,25 @@ def timed_upscaler(upscaler, clock: StageClock):
     Fresh on purpose: the prompt embedding is cached per Upscaler, and a real run encodes it
     once, so every measured run pays for it once.
     """
-    from ..runtime.upscaler import Loaded, Upscaler
+    from ..runtime.upscaler import Upscaler
 
     class _Timed(Upscaler):
+        def __init__(self, model, cfg):
+            super().__init__(model, cfg)
+            self.propagate = TimedPropagate(self.propagate, clock)
+
         def flows(self, low_res):
             return clock.timed("raft", super().flows, low_res)
 
         def color_fix(self, video, low_res):
             return clock.timed("color_fix", super().color_fix, video, low_res)
 
-    n = upscaler.nets
-    nets = dataclasses.replace(
-        n, unet=TimedRunner(n.unet, clock, "unet"), vae=TimedRunner(n.vae, clock, "vae_decode"),
-        # RAFT calls happen inside Upscaler.flows, which is timed as a whole ("raft"); timing the
-        # runner too would count those seconds twice.
-        propagate=TimedPropagate(n.propagate, clock))
-    return _Timed(Loaded(nets, TimedText(upscaler.text, clock), dict(upscaler.info)), upscaler.cfg)
+    m = upscaler.model
+    # RAFT calls happen inside Upscaler.flows, which is timed as a whole ("raft"); timing the
+    # runner too would count those seconds twice.
+    model = dataclasses.replace(m, unet=TimedRunner(m.unet, clock, "unet"), vae=TimedRunner(m.vae, clock, "vae_decode"),
+                                text=TimedText(m.text, clock), info=dict(m.info))
+    return _Timed(model, upscaler.cfg)
 
 
 class TimedFrames:

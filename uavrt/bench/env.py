@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import platform
 import sys
 
 import torch
 
+from ..info import cpu_model, package_version  # noqa: F401  (cpu_model: re-exported for results)
+
 PACKAGES = ("torch", "onnxruntime", "onnxruntime-gpu", "tensorrt", "numpy", "av", "transformers")
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo (Linux), else what `platform` knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _version(name: str):
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def gpu_info(device) -> tuple:
@@ -52,7 +34,7 @@ def environment(device="cpu") -> dict:
         physical, mem_gib = None, None
     env = {
         "uavrt": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
-        "packages": {k: v for k in PACKAGES if (v := _version(k))},
+        "packages": {k: v for k in PACKAGES if (v := package_version(k))},
         "cpu_model": cpu_model(), "cpu_logical_cores": os.cpu_count(), "cpu_physical_cores": physical,
         "torch_threads": torch.get_num_threads(), "host_memory_gib": mem_gib,
         "gpu": gpu, "gpu_why": gpu_why,

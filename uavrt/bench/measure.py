@@ -132,7 +132,7 @@ def measure(upscaler, scenario: Scenario, *, backend: str, inputs: InputVideos, 
     """Warm up, then `reps` timed runs of `scenario`; the result dict (see report.SCHEMA)."""
     if reps < 1:
         raise ConfigError("reps", reps, "an integer >= 1")
-    device = upscaler.nets.device
+    device = upscaler.model.device
     up = upscaler.with_config(scenario.run_config())
     source = (inputs.frames if scenario.io == "memory" else inputs.get)(scenario.frames, scenario.height,
                                                                          scenario.width)

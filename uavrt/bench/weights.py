@@ -20,15 +20,13 @@ from pathlib import Path
 
 import torch
 
+from ..fsutil import cache_root
+
 MARKER = "RANDOM_RELEASE_WEIGHTS.json"
 # SD x4 upscaler text tower (OpenCLIP ViT-H text encoder minus its last layer)
 CLIP_TEXT = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=23, num_attention_heads=16,
                  max_position_embeddings=77, hidden_act="gelu", projection_dim=512)
 CLIP_VOCAB = 49408
-
-
-def _cache_base() -> Path:
-    return Path(os.environ.get("UAVRT_CACHE_DIR", Path.home() / ".cache" / "uavrt"))
 
 
 def _save_fp16(module: torch.nn.Module, path: Path, prefix: str = "") -> None:
@@ -75,7 +73,7 @@ def random_release_dir(seed: int = 0, base: Path | None = None) -> Path:
     uavrt cache (UAVRT_CACHE_DIR overrides)."""
     from .. import __version__
     from ..models.demo import DDIM, LOW_RES
-    base = Path(base) if base is not None else _cache_base()
+    base = Path(base) if base is not None else cache_root()
     root = base / f"random-release-v{__version__}-s{seed}"
     if (root / MARKER).is_file():
         return root

@@ -18,21 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EngineMismatch
-from ..fsutil import atomic_path
+from ..fsutil import atomic_path, sha256_file  # noqa: F401  (sha256_file: the manifest's hash)
 
 MANIFEST = "manifest.json"
 SCHEMA = 1
-_CHUNK = 1 << 22
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @dataclass(frozen=True)
 class OnnxFingerprint:
     sha256: str  # over the graph file and every external-data file it references

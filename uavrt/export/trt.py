@@ -5,7 +5,9 @@ of the ONNX graph, so an FP16 engine comes from the FP16 graph `uavrt export` wr
 no FP16 builder flag any more). The build itself is Polygraphy's loaders
 (`NetworkFromOnnxPath` -> `CreateConfig` -> `EngineBytesFromNetwork`); this module adds the
 profiles derived from the run plan and the engine cache (`cache.py`): an up-to-date engine is
-reused, a stale one is rebuilt only with `overwrite=True`.
+reused, a stale one is rebuilt only with `overwrite=True`. Before the first build every graph
+is checked against the TensorRT 11 ONNX parser's operator table (`trt_ops.py`): a graph it
+cannot parse is refused naming the op, not minutes into a build.
 
 `tensorrt` is imported lazily; without it every entry point raises BackendUnavailable at once.
 """
@@ -16,41 +18,17 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import BackendUnavailable, ConfigError, EngineMismatch, OutputExistsError, WeightsError
+from ..errors import ConfigError, EngineMismatch, OutputExistsError, WeightsError
 from ..errors import check_choice, check_range
 from ..fsutil import atomic_path
 from . import cache
 from .profiles import ProfilePlan, derive_profiles
+from .trt_ops import require_trt_ready
 from ..spec import SPECS, get_spec
+from ..trt_env import INSTALL_HINT, gpu_identity, require_tensorrt, version_tuple  # noqa: F401 (re-exported)
 
-INSTALL_HINT = ("pip install tensorrt (TensorRT 11 for CUDA 13); TensorRT also needs an NVIDIA GPU "
-                "with a CUDA 13 capable driver")
 HARDWARE_LEVELS = ("none", "ampere_plus", "same_compute_capability")
 PRECISIONS = ("fp16", "fp32")
-
-
-def require_tensorrt():
-    """The `tensorrt` module, or BackendUnavailable saying what to install."""
-    try:
-        import tensorrt
-    except Exception as e:  # ImportError, or the PyPI stub failing to fetch the real wheel
-        raise BackendUnavailable(f"TensorRT is not available ({type(e).__name__}: {e}): {INSTALL_HINT}") from e
-    if version_tuple(tensorrt.__version__) < (10, 1):  # set_device_memory(ptr, size) came with 10.1
-        raise BackendUnavailable(f"TensorRT {tensorrt.__version__} is too old: uavrt is written for TensorRT 11 "
-                                 f"(10.1 or later may work); {INSTALL_HINT}")
-    return tensorrt
-
-
-def gpu_identity(device=None) -> tuple:
-    """(GPU name, compute capability 'major.minor') of `device` (default: the current CUDA device)."""
-    import torch
-
-    if not torch.cuda.is_available():
-        raise BackendUnavailable("TensorRT needs an NVIDIA GPU, and torch.cuda.is_available() is False "
-                                 "(no GPU, no driver, or a CPU-only torch build)")
-    dev = torch.device(device) if device is not None else torch.device("cuda", torch.cuda.current_device())
-    major, minor = torch.cuda.get_device_capability(dev)
-    return torch.cuda.get_device_name(dev), f"{major}.{minor}"
 
 
 def hardware_level(hardware_compatible) -> str:
@@ -61,16 +39,6 @@ def hardware_level(hardware_compatible) -> str:
         return hardware_compatible
     raise ConfigError("hardware_compatible", hardware_compatible,
                       "False, True (= 'ampere_plus'), " + ", ".join(repr(v) for v in HARDWARE_LEVELS))
-
-
-def version_tuple(version: str) -> tuple:
-    out = []
-    for part in version.split("."):
-        digits = "".join(c for c in part if c.isdigit())
-        if not digits:
-            break
-        out.append(int(digits))
-    return tuple(out)
 
 
 def build_engines(onnx_dir, out_dir, *, plan: ProfilePlan, networks=None, precision: str = "fp16",
@@ -101,9 +69,10 @@ def build_engines(onnx_dir, out_dir, *, plan: ProfilePlan, networks=None, precis
     gpu_name, capability = gpu_identity()
     say = progress or (lambda msg: None)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    entries = []
-    for i, name in enumerate(names, 1):
+    # first every graph's cache state and TensorRT-readiness, then the builds: a stale engine or
+    # an unparseable graph is refused before minutes of building the others
+    todo = []
+    for name in names:
         onnx_path = onnx_dir / f"{name}.{precision}.onnx"
         fp = cache.onnx_fingerprint(onnx_path)
         _check_onnx_metadata(onnx_path, fp.metadata, name, precision)
@@ -118,15 +87,22 @@ def build_engines(onnx_dir, out_dir, *, plan: ProfilePlan, networks=None, precis
         ename = cache.engine_name(name, precision)
         plan_path = out_dir / cache.plan_filename(name, precision)
         entry, stale = cache.lookup(out_dir, ename, fields)
+        if entry is None:
+            if stale and not overwrite:
+                raise EngineMismatch(f"engine {ename} in {out_dir} is stale ({'; '.join(stale)}); "
+                                     "pass overwrite=True (--overwrite) to rebuild it")
+            if plan_path.exists() and not overwrite:  # a plan no manifest entry vouches for
+                raise OutputExistsError(plan_path)
+            require_trt_ready(onnx_path, label=onnx_path.name)
+        todo.append((name, onnx_path, fp, profiles, fields, ename, plan_path, entry))
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for i, (name, onnx_path, fp, profiles, fields, ename, plan_path, entry) in enumerate(todo, 1):
         if entry is not None:
             say(f"[{i}/{len(names)}] {ename}: up to date ({plan_path})")
             entries.append(entry)
             continue
-        if stale and not overwrite:
-            raise EngineMismatch(f"engine {ename} in {out_dir} is stale ({'; '.join(stale)}); "
-                                 "pass overwrite=True (--overwrite) to rebuild it")
-        if plan_path.exists() and not overwrite:  # a plan no manifest entry vouches for
-            raise OutputExistsError(plan_path)
         say(f"[{i}/{len(names)}] {ename}: building from {onnx_path.name} "
             f"(optimisation level {optimization_level}; this can take minutes)")
         t0 = time.perf_counter()

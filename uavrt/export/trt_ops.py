@@ -3,9 +3,10 @@
 Every node must be an op the TensorRT ONNX parser supports, with a supported dtype, within the
 parser's documented restrictions (GridSample 4-D only, Resize modes, constant reduce axes, ...).
 The op table is `trt_ops_table.json` beside this file; its `_source` names where it comes from
-(onnx/onnx-tensorrt `docs/operators.md`, the TensorRT 10.15 matrix: the newest available to
-this project). Only the restrictions that can matter for a graph are checked; the JSON lists
-them in words.
+(onnx/onnx-tensorrt `docs/operators.md`, the TensorRT 10.15 matrix, the newest reachable from
+this project, updated where NVIDIA's TensorRT 11 pages say so: opset 25, Swish). Only the
+restrictions that can matter for a graph are checked; the JSON lists them in words.
+`build_engines` calls `require_trt_ready` on every graph before its first (minutes-long) build.
 """
 
 from __future__ import annotations
@@ -205,3 +206,17 @@ def check_trt_support(source) -> list:
         elif t in ("UINT16", "INT16", "UINT32", "UINT64", "STRING", "COMPLEX64", "COMPLEX128", "UINT4"):
             problems.append(Problem(v, "dtype", f"{t} is not a TensorRT data type"))
     return problems
+
+
+def require_trt_ready(source, *, label: str | None = None) -> None:
+    """Raise EngineMismatch naming every op of `source` that TensorRT 11 cannot parse/build."""
+    from ..errors import EngineMismatch
+
+    problems = check_trt_support(source)
+    if problems:
+        name = label or (str(source) if isinstance(source, (str, Path)) else "the graph")
+        shown = "; ".join(str(p) for p in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise EngineMismatch(f"{name} cannot be built by TensorRT 11: {shown}{more}. Re-export it "
+                             "(uavrt export) or change the network so these ops fit the parser's table "
+                             f"({load_table()['_source']['path']} of {load_table()['_source']['repo']})")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from ..config import PropagationConfig, RunConfig, SamplerConfig
 from .. import spec as specs
-from ..models import schedulers as sch
-from ..models.release import build_network
+from ..config import PropagationConfig, RunConfig, SamplerConfig
 from ..models.loading import load_into
+from ..models.release import build_network
 from ..runtime import pipeline as pl
-from ..runtime.upscaler import get_propagator
+from ..runtime.model import Model
+from ..runtime.plan import plan_window
 
 
 def _runner(case, ctx, network, spec, cfg_key, weights_key):
@@ -32,19 +32,17 @@ def run(case, ctx):
                                          if k in prop}),
     )
     device = getattr(ctx.backend, "device", torch.device("cpu"))
-    nets = pl.Networks(
+    model = Model.assemble(
         unet=_runner(case, ctx, "unet", specs.UNET, "unet_config", "unet_weights"),
         vae=_runner(case, ctx, vae_name, specs.get_spec(vae_name), "vae_config", "vae_weights"),
-        raft=None,
-        propagate=get_propagator(ctx.propagator),
-        ddim=sch.DDIMConfig.from_config(case.meta["scheduler_config"]),
-        low_res_acp=sch.alphas_cumprod(sch.LowResNoiseConfig.from_config(case.meta["low_res_scheduler_config"])),
-        device=torch.device(device),
-        scaling_factor=float(vae_cfg.get("scaling_factor", 0.08333)),
-    )
-    t = lambda n: case.input(n).to(device)  # noqa: E731
+        raft=None, scheduler_config=case.meta["scheduler_config"],
+        low_res_scheduler_config=case.meta["low_res_scheduler_config"], vae_config=vae_cfg, device=device)
+    t = lambda n: case.input(n).to(model.device)  # noqa: E731
     cond = pl.Conditioning(t("prompt_embeds"), t("negative_prompt_embeds") if cfg.sampler.guided else None)
     flows = (t("flows_forward"), t("flows_backward"))
-    latents = pl.denoise(nets, cfg, cond, t("video"), t("latents"), t("low_res_noise"), flows)
-    video = pl.decode(nets, cfg, latents, t("video"))
+    low_res = t("video")
+    T, h, w = low_res.shape[2:]
+    plan = plan_window(cfg, model.ddim, T, h, w, model.device, tile_mode="none")
+    latents = pl.denoise(model, cfg, plan, cond, low_res, t("latents"), t("low_res_noise"), flows)
+    video = pl.decode(model, cfg, plan, latents, low_res)
     return {"latents": latents, "video": video}

@@ -4,6 +4,10 @@
 runs the per-pixel code of `propagate.h`: compiled by g++ for CPU tensors, by NVRTC (CUBIN) for
 CUDA tensors, both at first use and cached under `$UAVRT_CACHE_DIR/kernels`
 (default `~/.cache/uavrt/kernels`). `compile_kernels` warms that cache for given GPU archs.
+
+`propagate` is the custom op `torch.ops.uavrt.propagate` (a fake implementation lets it trace
+under FakeTensorMode). `abi` holds the kernels' one argument table, `selfcheck.gpu_check` the
+GPU acceptance check, and `emulator` an emulated CUDA driver that runs `gpu.py` on the CPU (CI).
 """
 
 from .api import fb_consistency_check, flow_warp, propagate

@@ -63,17 +63,11 @@ def _flows_f32(f: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return f.contiguous()
 
 
-def propagate(x: torch.Tensor, flows_forward: torch.Tensor, flows_backward: torch.Tensor, *,
-              interpolation: str = "nearest", mode: str = "fuse", fuse_scale: float = 0.5,
-              alpha1: float = 0.001, alpha2: float = 0.05) -> torch.Tensor:
-    """Propagate latents x [B, C, T, h, w] (float32/float16) along the flows -> [B, C, T, h, w].
-
-    flows_forward[:, :, i] maps frame i -> i+1, flows_backward[:, :, i] maps i+1 -> i, both
-    [B, 2, T-1, Hf, Wf] (x, y pixels at their own resolution; resized to h, w like the reference).
-    Defaults are the pipeline's call. x's dtype is kept; math is float32.
-    """
-    _check_params(interpolation, mode, fuse_scale, alpha1, alpha2)
+def _check_propagate_inputs(x, flows_forward, flows_backward) -> None:
+    """Types, shapes, dtypes and devices of propagate's tensors (real and fake tensors alike)."""
     _check_latents("x", x, 5, "[B, C, T, h, w]")
+    if x.device.type not in ("cpu", "cuda"):
+        raise InputError(f"x is on device {str(x.device)!r}; the propagation kernel runs on 'cpu' or 'cuda'")
     B, _, T, h, w = x.shape
     layout = f"[B, 2, T-1, Hf, Wf] with B={B}, T-1={T - 1}"
     for name, f in (("flows_forward", flows_forward), ("flows_backward", flows_backward)):
@@ -83,7 +77,48 @@ def propagate(x: torch.Tensor, flows_forward: torch.Tensor, flows_backward: torc
     if flows_forward.shape != flows_backward.shape:
         raise InputError(f"flows_forward {tuple(flows_forward.shape)} and flows_backward "
                          f"{tuple(flows_backward.shape)} differ in shape")
-    backend = _backend(x.device)
+
+
+def propagate(x: torch.Tensor, flows_forward: torch.Tensor, flows_backward: torch.Tensor, *,
+              interpolation: str = "nearest", mode: str = "fuse", fuse_scale: float = 0.5,
+              alpha1: float = 0.001, alpha2: float = 0.05) -> torch.Tensor:
+    """Propagate latents x [B, C, T, h, w] (float32/float16) along the flows -> [B, C, T, h, w].
+
+    flows_forward[:, :, i] maps frame i -> i+1, flows_backward[:, :, i] maps i+1 -> i, both
+    [B, 2, T-1, Hf, Wf] (x, y pixels at their own resolution; resized to h, w like the reference).
+    Defaults are the pipeline's call. x's dtype is kept; math is float32.
+
+    Runs as the custom op `torch.ops.uavrt.propagate`, so it traces under FakeTensorMode (and
+    torch.compile): on fake tensors it checks the inputs and returns a fake result of x's shape,
+    dtype and device without launching anything.
+    """
+    _check_params(interpolation, mode, fuse_scale, alpha1, alpha2)
+    _check_propagate_inputs(x, flows_forward, flows_backward)
+    return _propagate_op(x.detach(), flows_forward.detach(), flows_backward.detach(), interpolation, mode,
+                         float(fuse_scale), float(alpha1), float(alpha2))
+
+
+@torch.library.custom_op("uavrt::propagate", mutates_args=())
+def _propagate_op(x: torch.Tensor, flows_forward: torch.Tensor, flows_backward: torch.Tensor, interpolation: str,
+                  mode: str, fuse_scale: float, alpha1: float, alpha2: float) -> torch.Tensor:
+    _check_propagate_inputs(x, flows_forward, flows_backward)  # also when called as torch.ops.uavrt.propagate
+    return propagate_with(_backend(x.device), x, flows_forward, flows_backward, interpolation=interpolation,
+                          mode=mode, fuse_scale=fuse_scale, alpha1=alpha1, alpha2=alpha2)
+
+
+@_propagate_op.register_fake
+def _propagate_fake(x, flows_forward, flows_backward, interpolation, mode, fuse_scale, alpha1, alpha2):
+    _check_params(interpolation, mode, fuse_scale, alpha1, alpha2)
+    _check_propagate_inputs(x, flows_forward, flows_backward)
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+def propagate_with(launcher, x: torch.Tensor, flows_forward: torch.Tensor, flows_backward: torch.Tensor, *,
+                   interpolation: str, mode: str, fuse_scale: float, alpha1: float, alpha2: float) -> torch.Tensor:
+    """The frame recurrence on validated inputs, each step run by `launcher` (the module `host` or
+    `gpu`: anything with their `step`). `propagate` picks the launcher from the device; tests and
+    the GPU self-check name it to run gpu.py against an emulated driver."""
+    B, _, T, h, w = x.shape
     y = x.detach().contiguous().clone()  # [B, C, T, h, w]: pass 1 and pass 2 both update it in place
     if T == 1 or y.numel() == 0:
         return y
@@ -95,11 +130,11 @@ def propagate(x: torch.Tensor, flows_forward: torch.Tensor, flows_backward: torc
     # Pass 1 ("backward"), frames T-2 -> 0: frame i from its pass-1 successor, warped by fw[i]
     # (i -> i+1), checked against bw[i]. y[i] still holds input frame i when it is read.
     for i in range(T - 2, -1, -1):
-        backend.step(y, i + 1, i, fw, bw, i, **opts)
+        launcher.step(y, i + 1, i, fw, bw, i, **opts)
     # Pass 2 ("forward"), frames 1 -> T-1: frame i (its pass-1 value) from its pass-2
     # predecessor, warped by bw[i-1] (i -> i-1), checked against fw[i-1].
     for i in range(1, T):
-        backend.step(y, i - 1, i, bw, fw, i - 1, **opts)
+        launcher.step(y, i - 1, i, bw, fw, i - 1, **opts)
     return y
 
 

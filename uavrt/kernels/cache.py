@@ -9,20 +9,16 @@ half-written library or CUBIN (the last writer wins with identical bytes).
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
-from ..fsutil import atomic_write_bytes
+from ..fsutil import atomic_write_bytes, cache_root
 
 KERNEL_DIR = Path(__file__).resolve().parent
-SOURCES = ("propagate.h", "propagate.cu", "propagate_host.cpp")
 
 
 def cache_dir() -> Path:
     """`$UAVRT_CACHE_DIR/kernels`, default `~/.cache/uavrt/kernels` (read at call time)."""
-    root = os.environ.get("UAVRT_CACHE_DIR")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "uavrt"
-    return base / "kernels"
+    return cache_root() / "kernels"
 
 
 def source_text(name: str) -> bytes:

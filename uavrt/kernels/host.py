@@ -20,17 +20,12 @@ import torch
 
 from ..errors import BackendUnavailable
 from ..fsutil import atomic_path
-from . import cache
+from . import abi, cache
 
 ABI_VERSION = 1
 # -ffp-contract=off: no FMA contraction (aarch64 g++ contracts by default); see propagate.h.
 CXXFLAGS = ("-O2", "-shared", "-fPIC", "-std=c++17", "-ffp-contract=off", "-fno-fast-math")
 HOST_SOURCES = ("propagate.h", "propagate_host.cpp")
-
-_P, _I, _L, _F = ctypes.c_void_p, ctypes.c_int, ctypes.c_longlong, ctypes.c_float
-_STEP_ARGS = [_P, _P, _P, _P, _P, _I, _I, _I, _I, _L, _L, _L, _L, _I, _I, _F, _F, _F, _F]
-_WARP_ARGS = [_P, _P, _P, _I, _I, _I, _I, _L, _L, _L, _L, _I]
-_CHECK_ARGS = [_P, _P, _P, _I, _I, _I, _L, _L, _F, _F]
 
 
 @dataclass(frozen=True)
@@ -52,16 +47,21 @@ def _compiler() -> tuple[str, str]:
 
 def build_host_library(cache_root: Path | None = None) -> HostBuild:
     """Compile the host library unless the cache already holds it; return where it is."""
+    return build_library("propagate_host.cpp", HOST_SOURCES, cache_root)
+
+
+def build_library(cpp: str, sources: tuple[str, ...], cache_root: Path | None = None) -> HostBuild:
+    """g++-compile kernel source `cpp` (depending on `sources`, all in this folder) into a shared
+    library in the kernel cache, unless it is there already. Also builds the emulator's library."""
     cxx, version = _compiler()
-    key = cache.source_hash(HOST_SOURCES, " ".join(CXXFLAGS), version, platform.machine(), f"abi{ABI_VERSION}")
+    key = cache.source_hash(sources, " ".join(CXXFLAGS), version, platform.machine(), f"abi{ABI_VERSION}")
     out_dir = cache_root if cache_root is not None else cache.cache_dir()
-    path = out_dir / f"propagate_host-{platform.machine()}-{key}.so"
+    path = out_dir / f"{Path(cpp).stem}-{platform.machine()}-{key}.so"
     if path.exists():
         return HostBuild(path, False, 0.0)
     t0 = time.perf_counter()
     with atomic_path(path, overwrite=True, suffix=".so") as tmp:
-        cmd = [cxx, *CXXFLAGS, "-I", str(cache.KERNEL_DIR), str(cache.KERNEL_DIR / "propagate_host.cpp"),
-               "-o", str(tmp)]
+        cmd = [cxx, *CXXFLAGS, "-I", str(cache.KERNEL_DIR), str(cache.KERNEL_DIR / cpp), "-o", str(tmp)]
         res = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if res.returncode != 0:
             raise BackendUnavailable(f"compiling the CPU propagation kernel failed ({' '.join(cmd)}):\n"
@@ -75,13 +75,10 @@ def _load(path: str) -> ctypes.CDLL:
     if lib.uav_abi_version() != ABI_VERSION:
         raise BackendUnavailable(f"{path} has kernel ABI {lib.uav_abi_version()}, expected {ABI_VERSION}; "
                                  "delete it to rebuild")
-    for name in ("uav_propagate_step_f32", "uav_propagate_step_f16"):
-        getattr(lib, name).argtypes = _STEP_ARGS
-    for name in ("uav_flow_warp_f32", "uav_flow_warp_f16"):
-        getattr(lib, name).argtypes = _WARP_ARGS
-    lib.uav_fb_check_f32.argtypes = _CHECK_ARGS
-    lib.uav_f32_to_f16.argtypes = [_P, _P, _L]
-    lib.uav_f16_to_f32.argtypes = [_P, _P, _L]
+    for name, types in abi.SIGNATURES.items():
+        getattr(lib, name).argtypes = list(types)
+    lib.uav_f32_to_f16.argtypes = [abi.P, abi.P, abi.L]
+    lib.uav_f16_to_f32.argtypes = [abi.P, abi.P, abi.L]
     return lib
 
 
@@ -95,33 +92,23 @@ def _library_in(cache_root: str) -> ctypes.CDLL:
     return _load(str(build_host_library(Path(cache_root)).path))
 
 
-def _suffix(dtype: torch.dtype) -> str:
-    return {torch.float32: "f32", torch.float16: "f16"}[dtype]
+# --- launchers: the argument lists come from abi.py (shared with gpu.py) ------------------------
 
+def _run(call: abi.Call) -> None:
+    getattr(library(), call.name)(*call.args)
 
-# --- launchers: arguments are element offsets/strides into contiguous tensors -----------------
 
 def step(y: torch.Tensor, prev_t: int, cur_t: int, flow: torch.Tensor, check: torch.Tensor, flow_t: int, *,
          nearest: bool, copy: bool, fuse_w: float, fuse_c: float, alpha1: float, alpha2: float) -> None:
-    """y[:, :, cur_t] <- step(prev=y[:, :, prev_t], cur=y[:, :, cur_t], flow[:, :, flow_t], check[:, :, flow_t]).
-
-    y: [B, C, T, H, W] contiguous; flow, check: [B, 2, T-1, H, W] contiguous float32.
-    """
-    B, C, T, H, W = y.shape
-    hw, es = H * W, y.element_size()
-    base, fbase = y.data_ptr(), flow_t * hw * 4
-    fn = getattr(library(), f"uav_propagate_step_{_suffix(y.dtype)}")
-    fn(base + prev_t * hw * es, base + cur_t * hw * es, base + cur_t * hw * es,
-       flow.data_ptr() + fbase, check.data_ptr() + fbase, B, C, H, W,
-       C * T * hw, T * hw, 2 * (T - 1) * hw, (T - 1) * hw, int(nearest), int(copy), fuse_w, fuse_c, alpha1, alpha2)
+    """y[:, :, cur_t] <- one propagation step (see abi.step_call); CPU tensors."""
+    _run(abi.step_call(y, prev_t, cur_t, flow, check, flow_t, nearest=nearest, copy=copy, fuse_w=fuse_w,
+                       fuse_c=fuse_c, alpha1=alpha1, alpha2=alpha2))
 
 
 def flow_warp(x: torch.Tensor, flow: torch.Tensor, nearest: bool) -> torch.Tensor:
     """x: [N, C, H, W] contiguous; flow: [N, 2, H, W] contiguous float32 -> [N, C, H, W]."""
-    N, C, H, W = x.shape
     out = torch.empty_like(x)
-    fn = getattr(library(), f"uav_flow_warp_{_suffix(x.dtype)}")
-    fn(x.data_ptr(), out.data_ptr(), flow.data_ptr(), N, C, H, W, C * H * W, H * W, 2 * H * W, H * W, int(nearest))
+    _run(abi.warp_call(x, out, flow, nearest))
     return out
 
 
@@ -129,8 +116,7 @@ def fb_check(fw: torch.Tensor, bw: torch.Tensor, alpha1: float, alpha2: float) -
     """fw, bw: [N, 2, H, W] contiguous float32 -> [N, 1, H, W] float32 0/1."""
     N, _, H, W = fw.shape
     mask = torch.empty((N, 1, H, W), dtype=torch.float32)
-    library().uav_fb_check_f32(fw.data_ptr(), bw.data_ptr(), mask.data_ptr(), N, H, W, 2 * H * W, H * W,
-                               alpha1, alpha2)
+    _run(abi.check_call(fw, bw, mask, alpha1, alpha2))
     return mask
 
 

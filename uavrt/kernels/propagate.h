@@ -31,8 +31,17 @@
 // element access: latents are float or half, math is always float
 // ---------------------------------------------------------------------------------------------
 
-UAV_HD float uav_load(const float* p, long long i) { return p[i]; }
-UAV_HD void uav_store(float* p, long long i, float v) { p[i] = v; }
+// Every access to a kernel argument's memory goes through uav_load / uav_store. The CPU emulator
+// of the CUDA launch (propagate_emu.cpp) defines UAV_ACCESS_OK to check each address against the
+// tensors the launch was given (a GPU would fault); elsewhere it is `true` and compiles away.
+#ifndef UAV_ACCESS_OK
+#define UAV_ACCESS_OK(ptr) true
+#endif
+
+UAV_HD float uav_load(const float* p, long long i) { return UAV_ACCESS_OK(p + i) ? p[i] : 0.0f; }
+UAV_HD void uav_store(float* p, long long i, float v) {
+    if (UAV_ACCESS_OK(p + i)) p[i] = v;
+}
 
 #ifdef UAV_CUDA
 typedef __half uav_half;
@@ -97,8 +106,12 @@ inline unsigned short uav_float_to_half_bits(float f) {
     return (unsigned short)(sign | h);
 }
 
-inline float uav_load(const uav_half* p, long long i) { return uav_half_bits_to_float(p[i].bits); }
-inline void uav_store(uav_half* p, long long i, float v) { p[i].bits = uav_float_to_half_bits(v); }
+inline float uav_load(const uav_half* p, long long i) {
+    return UAV_ACCESS_OK(p + i) ? uav_half_bits_to_float(p[i].bits) : 0.0f;
+}
+inline void uav_store(uav_half* p, long long i, float v) {
+    if (UAV_ACCESS_OK(p + i)) p[i].bits = uav_float_to_half_bits(v);
+}
 #endif
 
 // ---------------------------------------------------------------------------------------------
@@ -226,6 +239,25 @@ struct UavStep {
     UavBlend blend;
 };
 
+// The step parameters from the kernels' flat argument list (the one place that packs them, for
+// the CUDA and the host entry points alike).
+UAV_HD UavStep uav_make_step(int C, int H, int W, long long sC, long long fC, int nearest, int copy, float fuse_w,
+                             float fuse_c, float alpha1, float alpha2) {
+    UavStep p;
+    p.C = C;
+    p.H = H;
+    p.W = W;
+    p.sC = sC;
+    p.fC = fC;
+    p.nearest = nearest;
+    p.alpha1 = alpha1;
+    p.alpha2 = alpha2;
+    p.blend.copy = copy;
+    p.blend.fuse_w = fuse_w;
+    p.blend.fuse_c = fuse_c;
+    return p;
+}
+
 // prev/cur/out: channel-0 planes ([H, W], row stride W) of the propagated frame, the current
 // frame and the output (out may alias cur: each pixel reads cur before writing out);
 // flow: the flow that warps prev onto cur's grid, check: the opposite flow (component planes
@@ -234,7 +266,7 @@ template <typename T>
 UAV_HD void uav_propagate_pixel(const T* prev, const T* cur, T* out, const float* flow, const float* check,
                                 const UavStep& p, int px, int py) {
     long long o = (long long)py * p.W + px;
-    float fu = flow[o], fv = flow[o + p.fC];
+    float fu = uav_load(flow, o), fv = uav_load(flow, o + p.fC);
     float x = uav_source_coord(px, fu, p.W);
     float y = uav_source_coord(py, fv, p.H);
 
@@ -257,8 +289,8 @@ template <typename T>
 UAV_HD void uav_warp_pixel(const T* x, T* out, const float* flow, int C, int H, int W, long long sC,
                            long long fC, int nearest, int px, int py) {
     long long o = (long long)py * W + px;
-    float sx = uav_source_coord(px, flow[o], W);
-    float sy = uav_source_coord(py, flow[o + fC], H);
+    float sx = uav_source_coord(px, uav_load(flow, o), W);
+    float sy = uav_source_coord(py, uav_load(flow, o + fC), H);
     UavBilinear bl = uav_bilinear_setup(sx, sy, H, W);
     UavNearest nr = uav_nearest_setup(sx, sy, H, W);
     for (int c = 0; c < C; ++c) {
@@ -271,7 +303,7 @@ UAV_HD void uav_warp_pixel(const T* x, T* out, const float* flow, int C, int H, 
 UAV_HD float uav_check_pixel(const float* fw, const float* bw, int H, int W, long long fC, float alpha1,
                              float alpha2, int px, int py) {
     long long o = (long long)py * W + px;
-    float fu = fw[o], fv = fw[o + fC];
+    float fu = uav_load(fw, o), fv = uav_load(fw, o + fC);
     UavBilinear bl = uav_bilinear_setup(uav_source_coord(px, fu, W), uav_source_coord(py, fv, H), H, W);
     float bu = uav_bilinear_read(bw, bl);
     float bv = uav_bilinear_read(bw + fC, bl);

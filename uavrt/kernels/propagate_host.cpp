@@ -10,18 +10,7 @@ template <typename T>
 void step_all(const T* prev, const T* cur, T* out, const float* flow, const float* check, int B, int C, int H,
               int W, long long sB, long long sC, long long fB, long long fC, int nearest, int copy, float fuse_w,
               float fuse_c, float alpha1, float alpha2) {
-    UavStep p;
-    p.C = C;
-    p.H = H;
-    p.W = W;
-    p.sC = sC;
-    p.fC = fC;
-    p.nearest = nearest;
-    p.alpha1 = alpha1;
-    p.alpha2 = alpha2;
-    p.blend.copy = copy;
-    p.blend.fuse_w = fuse_w;
-    p.blend.fuse_c = fuse_c;
+    const UavStep p = uav_make_step(C, H, W, sC, fC, nearest, copy, fuse_w, fuse_c, alpha1, alpha2);
     for (int b = 0; b < B; ++b)
         for (int y = 0; y < H; ++y)
             for (int x = 0; x < W; ++x)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -149,8 +148,8 @@ def write_demo_weights(root, seed: int = 0, with_raft: bool = True, _skip: tuple
     return root
 
 
-# What the CLI prints when it runs the demo model (one line, on stderr).
-DEMO_NOTICE = ("uavrt: DEMO MODEL: a tiny network (~1 M parameters) trained for minutes on synthetic video "
+# What `--demo` prints (one line, on stderr), so nobody mistakes its output for the release model's.
+DEMO_NOTICE = ("DEMO MODEL: a tiny network (~1 M parameters) trained for minutes on synthetic video "
                "(uavrt/tools/train_demo.py); the x4 output is a soft upscale, nothing like the release "
                "model's quality (its RAFT and --vae video decoder are untrained)")
 
@@ -204,7 +203,8 @@ def demo_weights_dir(seed: int = 0, with_raft: bool = True, trained: bool = True
     trained=True: the packaged trained networks (seed only seeds the untrained RAFT/vae_video);
     trained=False: every network seeded random from `seed`.
     """
-    base = Path(os.environ.get("UAVRT_CACHE_DIR", Path.home() / ".cache" / "uavrt"))
+    from ..fsutil import cache_root
+    base = cache_root()
     if trained:
         return write_trained_demo_weights(base / f"demo-trained-{trained_hash()[:12]}-s{seed}", seed, with_raft)
     return write_demo_weights(base / f"demo-v{__version__}-s{seed}", seed, with_raft)

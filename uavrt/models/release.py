@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from importlib import resources
@@ -11,6 +10,7 @@ from pathlib import Path
 import torch
 
 from ..errors import WeightsError, check_choice
+from ..fsutil import sha256_file
 from .loading import (EXPECTED_CLASS, LAYOUT, config_file, load_into, load_state_dict, read_config,
                       weight_file)
 
@@ -40,14 +40,6 @@ def network_config(weights_dir, network: str) -> dict:
     return read_config(config_file(weights_dir, network), EXPECTED_CLASS[network])
 
 
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def release_state_dict(network: str, sd: dict, path) -> dict:
     """Map a release checkpoint onto our module's names (drop the VAE encoder, DataParallel)."""
     if network.startswith("vae"):
@@ -61,14 +53,16 @@ def release_state_dict(network: str, sd: dict, path) -> dict:
 
 
 @dataclass(frozen=True)
-class LoadedNetwork:
+class Checkpoint:
+    """One release network: its module (weights loaded), config, weights sha256 and file."""
+
     module: torch.nn.Module
     config: dict
     weights_hash: str
     path: Path
 
 
-def load_network(weights_dir, network: str) -> LoadedNetwork:
+def load_network(weights_dir, network: str) -> Checkpoint:
     check_choice("network", network, NETWORKS)
     weights_dir = Path(weights_dir)
     if not weights_dir.is_dir():
@@ -78,7 +72,7 @@ def load_network(weights_dir, network: str) -> LoadedNetwork:
     sd = release_state_dict(network, load_state_dict(path), path)
     module = build_network(network, cfg)
     load_into(module, sd, f"{network} ({path})")
-    return LoadedNetwork(module.eval(), cfg, file_sha256(path), path)
+    return Checkpoint(module.eval(), cfg, sha256_file(path), path)
 
 
 def scheduler_configs(weights_dir) -> tuple:

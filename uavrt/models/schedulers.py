@@ -27,6 +27,16 @@ BETA_SCHEDULES = ("scaled_linear", "linear")
 # --------------------------------------------------------------------------- configs
 
 
+def _check_betas(cfg) -> None:
+    """The beta schedule fields both schedulers share."""
+    check_range("num_train_timesteps", cfg.num_train_timesteps, 1, 100_000, integer=True)
+    if cfg.trained_betas is None:
+        check_choice("beta_schedule", cfg.beta_schedule, BETA_SCHEDULES)
+    elif len(cfg.trained_betas) != cfg.num_train_timesteps:
+        raise ConfigError("trained_betas", f"<{len(cfg.trained_betas)} values>",
+                          f"num_train_timesteps={cfg.num_train_timesteps} values")
+
+
 def _betas_tuple(value):
     return None if value is None else tuple(float(b) for b in value)
 
@@ -58,12 +68,7 @@ class DDIMConfig:
     }
 
     def __post_init__(self):
-        check_range("num_train_timesteps", self.num_train_timesteps, 1, 100_000, integer=True)
-        if self.trained_betas is None:
-            check_choice("beta_schedule", self.beta_schedule, BETA_SCHEDULES)
-        elif len(self.trained_betas) != self.num_train_timesteps:
-            raise ConfigError("trained_betas", f"<{len(self.trained_betas)} values>",
-                              f"num_train_timesteps={self.num_train_timesteps} values")
+        _check_betas(self)
         # The release's loop (step_v0/step_vt) is only meaningful for the v-prediction UNet.
         check_choice("prediction_type", self.prediction_type, ("v_prediction",))
         if self.clip_sample:
@@ -103,12 +108,7 @@ class LowResNoiseConfig:
                           "beta_schedule": "linear", "trained_betas": None}
 
     def __post_init__(self):
-        check_range("num_train_timesteps", self.num_train_timesteps, 1, 100_000, integer=True)
-        if self.trained_betas is None:
-            check_choice("beta_schedule", self.beta_schedule, BETA_SCHEDULES)
-        elif len(self.trained_betas) != self.num_train_timesteps:
-            raise ConfigError("trained_betas", f"<{len(self.trained_betas)} values>",
-                              f"num_train_timesteps={self.num_train_timesteps} values")
+        _check_betas(self)
 
     @classmethod
     def from_config(cls, config: dict) -> "LowResNoiseConfig":

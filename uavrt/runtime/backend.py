@@ -10,6 +10,7 @@ Contract of every Runner:
 - outputs: a dict of float32 tensors on `runner.device`, keyed by the spec's output names.
   `owns_outputs=True` means the tensors are the runner's own buffers, valid only until the next
   call (TensorRT, CUDA graphs): copy them to keep them.
+A Runner holds resources (sessions, engines, buffers): `close()` or a `with` block frees them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from abc import ABC, abstractmethod
 
 import torch
 
+from ..devices import resolve_device
+from ..errors import InputError
 from ..spec import NetworkSpec
 
 
@@ -25,18 +28,29 @@ class Runner(ABC):
     owns_outputs: bool = False
 
     def __init__(self, spec: NetworkSpec, device: torch.device, precision: str):
-        self.spec, self.device, self.precision = spec, torch.device(device), precision
+        self.spec, self.device = spec, resolve_device(device)
+        self.precision = spec.run_precision(precision)
 
     def __call__(self, **inputs: torch.Tensor) -> dict:
         self.spec.bind_dims(inputs)
         for name, x in inputs.items():
             if x.device != self.device and not (x.dim() == 0 and x.device.type == "cpu"):
-                raise ValueError(f"{self.spec.name}.{name} is on {x.device}, the runner on {self.device}")
+                raise InputError(f"{self.spec.name}.{name} is on {x.device}, the runner on {self.device}: "
+                                 f"put the input on {self.device}")
         return self._run(inputs)
 
     @abstractmethod
     def _run(self, inputs: dict) -> dict:
         ...
+
+    def close(self) -> None:
+        """Free what the runner holds (sessions, engines, buffers); a no-op by default."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def __repr__(self):
         return f"{type(self).__name__}({self.spec.name}, {self.device}, {self.precision})"
@@ -50,6 +64,12 @@ class Backend(ABC):
     @abstractmethod
     def from_module(self, spec: NetworkSpec, module: torch.nn.Module) -> Runner:
         """A runner for a PyTorch module (export/convert it as the backend needs)."""
+
+    def load_network(self, spec: NetworkSpec, checkpoint) -> Runner:
+        """A runner for a release network (`uavrt.models.release.Checkpoint`). Backends that run
+        prebuilt artifacts (ONNX graphs, engines) override this to check them against the
+        checkpoint's weights hash and config; the default wraps the module."""
+        return self.from_module(spec, checkpoint.module)
 
 
 def cast_inputs(spec: NetworkSpec, inputs: dict, precision: str, device) -> dict:

@@ -11,14 +11,9 @@ def make_backend(cfg: BackendConfig):
         return TorchBackend(cfg.device, cfg.precision)
     if cfg.backend == "onnxruntime":
         from .ort_backend import OrtBackend
-        return OrtBackend(device=cfg.device, precision=cfg.precision, engines=cfg.engines)
+        return OrtBackend(cfg.ort.providers, device=cfg.device, precision=cfg.precision, engines=cfg.engines,
+                          threads=cfg.ort.threads)
     from .trt_backend import TrtBackend
-    return TrtBackend(cfg.engines, device=cfg.device)
+    return TrtBackend(cfg.engines, device=cfg.device, precision=cfg.precision, copy_outputs=cfg.trt.copy_outputs,
+                      cuda_graphs=cfg.trt.cuda_graphs)
 
-
-def make_runner(backend, spec, loaded):
-    """A runner for a loaded network: backends that load prebuilt artifacts (ONNX graphs, engines)
-    say so with `load_network`; others wrap the PyTorch module."""
-    if hasattr(backend, "load_network"):
-        return backend.load_network(spec, loaded)
-    return backend.from_module(spec, loaded.module)

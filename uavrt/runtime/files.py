@@ -25,7 +25,10 @@ class OutputConfig:
     fps: Fraction | None = None  # only for inputs without a rate (image folders)
 
 
-def upscale_file(upscaler, src, dst, out: OutputConfig = OutputConfig(), progress: Callable | None = None) -> Path:
+def upscale_file(upscaler, src, dst, out: OutputConfig = OutputConfig(), progress: Callable | None = None,
+                 submit: Callable | None = None, in_flight: int = 1) -> Path:
+    """Decode `src`, upscale (windows run where `submit` sends them; see runtime/stream.py),
+    encode to `dst` atomically with audio/subtitles copied."""
     from .video import VideoWriter, is_folder_target, open_frames
     if not is_folder_target(dst):  # refuse before any work (a folder target: the writer decides)
         check_writable(dst, out.overwrite)
@@ -45,7 +48,7 @@ def upscale_file(upscaler, src, dst, out: OutputConfig = OutputConfig(), progres
                          overwrite=out.overwrite,
                          copy_streams_from=None if info.is_image_sequence else str(src)) as writer:
             n = 0
-            for frame in upscaler.stream(frames(), progress):
+            for frame in upscaler.stream(frames(), progress, submit=submit, in_flight=in_flight):
                 writer.write(frame, pts.popleft())
                 n += 1
             if n == 0:

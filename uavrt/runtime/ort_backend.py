@@ -35,14 +35,6 @@ def require_onnxruntime():
     return onnxruntime
 
 
-def network_precision(spec: NetworkSpec, precision: str) -> str:
-    """The precision a network runs at in a run of `precision`: networks whose float inputs
-    all keep fp32 (VAE, RAFT) stay fp32, exactly as the torch backend runs them."""
-    if all(t.keep_fp32 or not t.is_float for t in spec.inputs):
-        return "fp32"
-    return precision
-
-
 class OrtRunner(Runner):
     def __init__(self, spec: NetworkSpec, session, device, precision: str, source: str, keep_alive=None):
         super().__init__(spec, device, precision)
@@ -145,16 +137,16 @@ class OrtBackend(Backend):
         and load it; the folder lives as long as the runner."""
         from ..export.onnx_export import export_onnx
 
-        precision = network_precision(spec, self.precision)
+        precision = spec.run_precision(self.precision)
         tmp = tempfile.TemporaryDirectory(prefix=f"uavrt-ort-{spec.name}-")
         path = export_onnx(module, spec, Path(tmp.name) / f"{spec.name}.{precision}.onnx", precision=precision,
                            weights_hash=weights_hash, config=config)
         return self.load(spec, path, expect={"precision": precision}, keep_alive=tmp)
 
     def load_network(self, spec: NetworkSpec, loaded) -> OrtRunner:
-        """A runner for a loaded release network (`uavrt.models.release.LoadedNetwork`): its graph
+        """A runner for a loaded release network (`uavrt.models.release.Checkpoint`): its graph
         from `engines` (checked against the weights hash and config), else exported now."""
-        precision = network_precision(spec, self.precision)
+        precision = spec.run_precision(self.precision)
         if self.engines is None:
             return self.from_module(spec, loaded.module, weights_hash=loaded.weights_hash, config=loaded.config)
         expect = {"precision": precision, "weights_sha256": loaded.weights_hash, "config": loaded.config}

@@ -1,13 +1,16 @@
 """Pure planning: temporal windows, 8-frame clips, spatial tiles and their blend weights.
 
-No tensors here: plain integers and floats, so every rule is testable on its own and the
-pipeline only follows the plan.
+The rules are plain functions of integers and floats, testable on their own; `plan_window`
+gathers them into one `WindowPlan` per window (its weights as tensors on the run's device), so the
+pipeline only follows the plan and recomputes nothing per step.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+import torch
 
 from ..errors import ConfigError
 
@@ -86,16 +89,15 @@ def window_span(index: int, frames_read: int, eof: bool, window: int, overlap: i
     Call with frames_read >= nominal start + window, or eof=True. Returns None when the stream
     is already covered.
     """
-    nominal = index * (window - overlap)
+    stride = window - overlap
+    nominal = index * stride
     if not eof and frames_read < nominal + window:
         raise ValueError("window_span needs the frames of the whole window or the end of stream")
     n = frames_read if eof else nominal + window
+    if index > 0 and (index - 1) * stride + window >= n:
+        return None  # the previous window already reaches the end
     start = max(0, min(nominal, n - window))
     stop = min(nominal + window, n)
-    if index > 0:
-        prev = window_span(index - 1, frames_read, eof, window, overlap)
-        if prev is None or prev.stop >= n:
-            return None
     return Span(start, stop)
 
 
@@ -181,3 +183,113 @@ def release_tiles(height: int, width: int, tile: int, overlap: int) -> list:
                        Span(max(core.cols.start - overlap, 0), min(core.cols.stop + overlap, width)))
             out.append((core, pad))
     return out
+
+
+# --- one window, planned once ----------------------------------------------------------------------
+
+def choose_tile(tiles, height: int, width: int) -> int | None:
+    """Tile size for a frame (TileConfig `tiles`): the explicit size when the frame is larger,
+    else the release's automatic 256 from 384x384 low-res pixels up; None = untiled."""
+    if tiles.size is not None:
+        return tiles.size if (tiles.size < height or tiles.size < width) else None
+    return tiles.auto_size if height * width >= tiles.auto_area else None
+
+
+@dataclass(frozen=True)
+class UNetCall:
+    """One U-Net call: the (tile, clip) pieces stacked along the batch axis."""
+
+    pieces: tuple  # of (tile index, clip index); every piece has the same shape
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """Everything the pipeline needs to run one window, computed once per window.
+
+    Weight tensors live on the run's device, so the step loop makes no host-to-device copies.
+    `parts` is non-empty only for the release's independent tiles: one sub-plan per padded tile.
+    """
+
+    frames: int
+    height: int  # latent (= low-res) size
+    width: int
+    guided: bool
+    clips: tuple  # of Span
+    clip_weights: tuple  # per clip: float32 [1, 1, len, 1, 1] on device (summing to 1 per frame)
+    tiles: tuple  # of Tile (one covering the frame when untiled)
+    tile_weights: tuple  # per tile: float32 [th, tw] on device (summing to 1 per pixel)
+    calls: tuple  # of UNetCall, in the order the release visits tiles then clips
+    timesteps: tuple  # of (t, t_prev) Python ints
+    timestep_tensors: tuple  # per step: int64 0-d on device
+    class_labels: torch.Tensor  # int64 [batch of one piece] on device: the noise level
+    propagation_steps: frozenset
+    decode_chunks: tuple  # of Span (frames decoded together: GroupNorm spans a chunk)
+    decode_tiles: tuple  # of (rows Span, cols Span, float32 [4th, 4tw] weight on device)
+    w_lr: torch.Tensor  # float32 0-d on device: vae_video's low-res condition weight
+    parts: tuple = ()  # release tiling: (core Tile, padded Tile, WindowPlan of the padded tile)
+
+
+def plan_window(cfg, ddim, frames: int, height: int, width: int, device, *, tile: int | None = None,
+                tile_mode: str | None = None) -> WindowPlan:
+    """The plan of one window of `frames` low-res frames of height x width (RunConfig `cfg`,
+    DDIMConfig `ddim`). `tile` defaults to choose_tile(cfg.tiles, ...)."""
+    from ..models import schedulers as sch
+    device = torch.device(device)
+    if tile is None and tile_mode is None:
+        tile = choose_tile(cfg.tiles, height, width)
+    mode = tile_mode or cfg.tiles.mode
+    overlap = min(cfg.tiles.overlap, (tile or 0) // 2)
+    if tile is not None and mode == "release":
+        parts = tuple((core, pad, plan_window(cfg, ddim, frames, pad.rows.size, pad.cols.size, device,
+                                              tile_mode="none"))
+                      for core, pad in release_tiles(height, width, tile, cfg.tiles.overlap))
+        base = plan_window(cfg, ddim, frames, height, width, device, tile_mode="none")
+        return _replace(base, parts=parts)
+    if mode == "none":
+        tile = None
+
+    s = cfg.sampler
+    clips = clip_spans(frames, cfg.clips.length, cfg.clips.overlap)
+    cw = tuple(torch.tensor(w, dtype=torch.float32, device=device)[None, None, :, None, None]
+               for w in clip_weights(clips, frames, cfg.clips.merge))
+    tiles = plan_tiles(height, width, tile, overlap)
+    rows = sorted({(t.rows.start, t.rows.stop) for t in tiles})
+    cols = sorted({(t.cols.start, t.cols.stop) for t in tiles})
+    rw = dict(zip(rows, tile_weights([Span(*r) for r in rows], height)))
+    qw = dict(zip(cols, tile_weights([Span(*c) for c in cols], width)))
+    tw = tuple((torch.tensor(rw[(t.rows.start, t.rows.stop)], dtype=torch.float32)[:, None]
+                * torch.tensor(qw[(t.cols.start, t.cols.stop)], dtype=torch.float32)[None, :]).to(device)
+               for t in tiles)
+    pieces = [(i, k) for i in range(len(tiles)) for k in range(len(clips))]
+    batch = max(1, int(getattr(cfg, "unet_batch", 1)))
+    calls = tuple(UNetCall(tuple(pieces[a:a + batch])) for a in range(0, len(pieces), batch))
+
+    ts = [int(t) for t in sch.ddim_timesteps(ddim, s.steps)]
+    steps = tuple((t, int(sch.prev_timestep(ddim, t, s.steps))) for t in ts)
+    guided = s.guided
+    labels = torch.full((2 if guided else 1,), int(s.noise_level), dtype=torch.int64).to(device)
+
+    n = cfg.decode.chunk_frames
+    chunks = (Span(0, frames),) if frames <= n else tuple(Span(a, min(a + n, frames)) for a in range(0, frames, n))
+    drows = tile_spans(height, tile, overlap) if tile else [Span(0, height)]
+    dcols = tile_spans(width, tile, overlap) if tile else [Span(0, width)]
+    dtiles = tuple((r, q, _upsampled(wr, wq, device))
+                   for r, wr in zip(drows, tile_weights(drows, height))
+                   for q, wq in zip(dcols, tile_weights(dcols, width)))
+    return WindowPlan(
+        frames=frames, height=height, width=width, guided=guided, clips=tuple(clips), clip_weights=cw,
+        tiles=tuple(tiles), tile_weights=tw, calls=calls, timesteps=steps,
+        timestep_tensors=tuple(torch.tensor(t, dtype=torch.int64).to(device) for t, _ in steps),
+        class_labels=labels, propagation_steps=frozenset(s.propagation_steps), decode_chunks=chunks,
+        decode_tiles=dtiles, w_lr=torch.tensor(cfg.decode.w_lr, dtype=torch.float32).to(device))
+
+
+def _upsampled(wr, wq, device) -> torch.Tensor:
+    # decode tiles blend in output pixels: each latent weight covers a 4x4 block
+    w = torch.tensor(wr, dtype=torch.float32)[:, None] * torch.tensor(wq, dtype=torch.float32)[None, :]
+    return w.repeat_interleave(4, 0).repeat_interleave(4, 1).to(device)
+
+
+def _replace(plan: WindowPlan, **changes) -> WindowPlan:
+    import dataclasses
+    return dataclasses.replace(plan, **changes)

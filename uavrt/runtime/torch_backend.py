@@ -14,12 +14,7 @@ PRECISIONS = ("fp32", "fp16")
 class TorchRunner(Runner):
     def __init__(self, spec: NetworkSpec, module: torch.nn.Module, device, precision: str):
         super().__init__(spec, device, precision)
-        dtype = torch.float16 if precision == "fp16" else torch.float32
-        # networks whose every input keeps fp32 (VAE, RAFT) stay fp32 even in an fp16 run, as the
-        # release does: their range/precision needs it.
-        if all(t.keep_fp32 or not t.is_float for t in spec.inputs):
-            dtype = torch.float32
-            self.precision = "fp32"
+        dtype = torch.float16 if self.precision == "fp16" else torch.float32
         self.module = module.to(device=self.device, dtype=dtype).eval()
 
     def _run(self, inputs: dict) -> dict:

@@ -6,7 +6,11 @@ Design (TensorRT 10/11 name-based API, `execute_async_v3`):
   (the engines run one after another on one stream, so they can share it; three private
   buffers would not fit the U-Net + VAE + RAFT on a 24 GB card);
 - per call: input shapes set with `set_input_shape`, torch tensors' addresses bound with
-  `set_tensor_address`, `execute_async_v3` on torch's current stream (no host sync);
+  `set_tensor_address`, `execute_async_v3` on torch's current stream (no host sync). When that
+  stream is CUDA's default stream (torch's default), the engines run on one non-default stream
+  of the backend instead, ordered after the caller's stream and before its next work by
+  `wait_stream` (events, no host sync): TensorRT 11.4's own docstring warns that the default
+  stream costs extra cudaDeviceSynchronize() calls;
 - outputs are this runner's own buffers (`owns_outputs=True`): valid until the next call of the
   same runner unless `copy_outputs=True`; FP16 outputs are returned as new float32 tensors;
 - optional CUDA graphs (`cuda_graphs=True`) for a fixed shape: the graph is captured on the
@@ -28,7 +32,7 @@ import torch
 from ..errors import EngineMismatch, InputError, check_choice
 from ..export import cache
 from ..spec import NetworkSpec, get_spec
-from ..export.trt import gpu_identity, require_tensorrt, version_tuple
+from ..trt_env import gpu_identity, require_tensorrt, version_tuple
 from .backend import Backend, Runner
 
 
@@ -108,15 +112,30 @@ def resolve_engine(engines_dir, network: str, precision: str, env: EngineEnv, ex
 
 
 # --- device memory shared by the contexts -----------------------------------------------------
+# handles torch reports for CUDA's default streams: null (legacy), cudaStreamLegacy, cudaStreamPerThread
+DEFAULT_STREAM_HANDLES = (0, 1, 2)
+
+
 class SharedActivationMemory:
     """One torch-owned device buffer that every context uses for its activations.
 
     Safe because the contexts of one backend run one at a time in stream order. Growing it
     re-points every context and bumps `generation` (captured CUDA graphs hold the old address).
+    For the same reason the engines share one stream when the caller's is the default stream
+    (`stream_for`).
     """
 
     def __init__(self, device: torch.device):
         self.device, self.buffer, self.contexts, self.generation = device, None, [], 0
+        self._stream = None
+
+    def stream_for(self, caller):
+        """The stream to enqueue on: the caller's, unless it is a default stream (then ours)."""
+        if int(caller.cuda_stream) not in DEFAULT_STREAM_HANDLES:
+            return caller
+        if self._stream is None:
+            self._stream = torch.cuda.Stream(device=self.device)
+        return self._stream
 
     @property
     def nbytes(self) -> int:
@@ -172,15 +191,22 @@ class TrtRunner(Runner):
         shapes = {n: tuple(x.shape) for n, x in inputs.items()}
         check_input_shapes(self.spec.name, self.profiles, shapes)
         with torch.cuda.device(self.device):
-            stream = torch.cuda.current_stream(self.device)
-            feeds = {n: inputs[n].to(device=self.device, dtype=self.dtypes[n]).contiguous()
-                     for n in self.input_names}
-            if self.cuda_graphs:
-                outs = self._replay(feeds, shapes, stream)
-            else:
-                self._keep = feeds  # alive until the next call, whatever the caller drops
-                outs = self._bind(feeds, self._outputs)
-                self._execute(stream)
+            caller = torch.cuda.current_stream(self.device)
+            stream = self.memory.stream_for(caller)
+            if stream is not caller:
+                stream.wait_stream(caller)  # after the work that produced the inputs
+            with torch.cuda.stream(stream):
+                feeds = {n: inputs[n].to(device=self.device, dtype=self.dtypes[n]).contiguous()
+                         for n in self.input_names}
+                if self.cuda_graphs:
+                    outs = self._replay(feeds, shapes, stream)
+                else:
+                    self._keep = feeds  # alive until the next call, whatever the caller drops
+                    outs = self._bind(feeds, self._outputs)
+                    self._execute(stream)
+            if stream is not caller:
+                caller.wait_stream(stream)  # the caller's next work sees the outputs (no host sync)
+        # conversions run on the caller's stream, so the tensors handed out are allocated there
         result = {}
         for t in self.spec.outputs:
             y = outs[t.name]
@@ -269,7 +295,9 @@ class TrtBackend(Backend):
         gpu_name, capability = gpu_identity(device)  # no GPU -> BackendUnavailable
         dev = torch.device(device)
         # Runner compares devices exactly: pin the index ("cuda" != "cuda:0")
-        self.device = dev if dev.index is not None else torch.device("cuda", torch.cuda.current_device())
+        if dev.type == "cuda" and dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+        self.device = dev
         self.engines_dir = Path(engines_dir)
         self.precision = check_choice("precision", precision, ("fp16", "fp32"))
         self.copy_outputs, self.cuda_graphs, self.module_expect = copy_outputs, cuda_graphs, module_expect
@@ -309,6 +337,6 @@ class TrtBackend(Backend):
         return self.load(spec, expect=expect)
 
     def load_network(self, spec: NetworkSpec, loaded) -> Runner:
-        """The engine for a loaded release network (`uavrt.models.release.LoadedNetwork`): its
+        """The engine for a loaded release network (`uavrt.models.release.Checkpoint`): its
         source graph must have been exported from exactly these weights and this config."""
         return self.load(spec, expect={"weights_sha256": loaded.weights_hash, "config": loaded.config})

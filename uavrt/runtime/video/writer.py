@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import tempfile
 import uuid
@@ -27,7 +26,7 @@ import av
 import numpy as np
 
 from ...errors import ConfigError, InputError, OutputExistsError
-from ...fsutil import atomic_path
+from ...fsutil import atomic_path, umask
 from .color import rgb24_to_frame, tag_encoder
 from .encoders import FILE_CODECS, FOLDER_CODECS, check_frame_size, resolve_encoder
 from .images import PngEncoder
@@ -56,17 +55,6 @@ def _check_rgb(rgb) -> np.ndarray:
     if rgb.shape[0] == 0 or rgb.shape[1] == 0:
         raise ConfigError("rgb", f"shape {rgb.shape}", "a non-empty [H, W, 3] image")
     return np.ascontiguousarray(rgb)
-
-
-def _umask() -> int:
-    """The process umask, read without changing it (os.umask() would race other threads)."""
-    try:
-        m = re.search(r"^Umask:\s*([0-7]+)", Path("/proc/self/status").read_text(), re.MULTILINE)
-        if m:
-            return int(m.group(1), 8)
-    except OSError:
-        pass
-    return 0o022
 
 
 def is_folder_target(path) -> bool:
@@ -190,7 +178,7 @@ class _ContainerSink:
         self._choice = choice
         self._atomic = atomic_path(self.target, overwrite)
         tmp = self._atomic.__enter__()  # OutputExistsError here, before any work
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; outputs get the usual mode
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes it 0600; outputs get the usual mode
         self._out = None
         self._copier = None
         try:
@@ -279,7 +267,7 @@ class _PngFolderSink:
         self._check_target()  # before any work
         self.target.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.partial.", dir=self.target.parent))
-        os.chmod(self._tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700
+        os.chmod(self._tmp, 0o777 & ~umask())  # mkdtemp makes it 0700
         self._png = PngEncoder()
         self._n = 0
 

@@ -30,6 +30,12 @@ def _ints(param: str, text: str) -> list:
         raise ConfigError(param, text, "comma-separated integers, e.g. 8,16")
 
 
+def add_parser(sub):
+    b = sub.add_parser("bench", help="benchmarks: throughput, per-stage latency, memory, efficiency")
+    add_bench_args(b)
+    b.set_defaults(func=run_bench)
+
+
 def add_bench_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model (exactly one)")
     g.add_argument("--demo", action="store_true", help="tiny seeded demo model")
@@ -75,7 +81,7 @@ def add_bench_args(p: argparse.ArgumentParser) -> None:
 
 
 def _source(a):
-    from .measure import ModelSource
+    from ..bench.measure import ModelSource
     chosen = [k for k, on in (("demo", a.demo), ("random", a.random_weights), ("weights", bool(a.weights))) if on]
     if len(chosen) != 1:
         raise ConfigError("--demo/--random-weights/--weights", chosen or None, "exactly one of them")
@@ -84,8 +90,8 @@ def _source(a):
 
 def scenarios_from_args(a) -> list:
     """[(sweep or None, Scenario)] from the flags."""
-    from .scaling import scaling_scenarios
-    from .scenario import grid, parse_size
+    from ..bench.scaling import scaling_scenarios
+    from ..bench.scenario import grid, parse_size
     prop = _list(a.propagation)
     for v in prop:
         if v not in ("off", "on", "both"):
@@ -119,8 +125,8 @@ def _log(a, msg):
 
 def run_backend(a, backend: str, scenarios: list, source, env: dict, inputs) -> list:
     """Every scenario on one backend (one load per precision/VAE); unavailable -> one error line."""
-    from .flops import UNetFlops
-    from .measure import load_upscaler, measure
+    from ..bench.flops import UNetFlops
+    from ..bench.measure import load_upscaler, measure
     from ..models.release import network_config
     results = []
     groups: dict = {}
@@ -158,9 +164,9 @@ def run_backend(a, backend: str, scenarios: list, source, env: dict, inputs) -> 
 
 
 def run_bench(a) -> int:
-    from .env import environment, machine_name
-    from .measure import InputVideos
-    from .report import add_ratios, markdown_table, plot, write_jsonl
+    from ..bench.env import environment, machine_name
+    from ..bench.measure import InputVideos
+    from ..bench.report import add_ratios, markdown_table, plot, write_jsonl
     from ..config import BACKENDS
     source = _source(a)
     backends = _list(a.backends)
@@ -189,7 +195,7 @@ def run_bench(a) -> int:
     add_ratios(results, backends)
     table = markdown_table(results, machine_name(env), source.describe()["note"])
     if a.scaling:
-        from .scaling import scaling_markdown, summarize
+        from ..bench.scaling import scaling_markdown, summarize
         summary = summarize(results)
         table += "\n\nScaling (least-squares fits):\n\n" + scaling_markdown(summary)
     print(table)
@@ -217,7 +223,7 @@ def run_bench(a) -> int:
 
 
 def main(argv=None) -> int:
-    """`python -m uavrt.bench.cli` without the top-level CLI."""
+    """`python -m uavrt.commands.bench` without the top-level CLI."""
     p = argparse.ArgumentParser(prog="uavrt bench", description=__doc__.split("\n")[0])
     add_bench_args(p)
     a = p.parse_args(argv)

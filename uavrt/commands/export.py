@@ -9,16 +9,37 @@ def _names(text: str) -> list:
     return [x for x in text.replace(" ", "").split(",") if x]
 
 
-def run_export(a) -> int:
+def add_parser(sub):
+    e = sub.add_parser("export", help="export ONNX graphs (and TensorRT engines with --trt)")
+    e.add_argument("--weights")
+    e.add_argument("--demo", action="store_true")
+    e.add_argument("--out", required=True)
+    e.add_argument("--precision", default="fp32,fp16")
+    e.add_argument("--networks", default="unet,vae_3d,vae_video,raft")
+    e.add_argument("--overwrite", action="store_true")
+    e.add_argument("--trt", action="store_true", help="also build TensorRT engines from the fp16 graphs")
+    e.add_argument("--opt-level", type=int, default=3)
+    e.add_argument("--timing-cache")
+    e.add_argument("--version-compatible", action="store_true")
+    e.add_argument("--hardware-compatible", action="store_true")
+    e.add_argument("--workspace-gb", type=float)
+    e.add_argument("--tile", type=int, default=None, help="latent tile size the engines are optimised for")
+    e.add_argument("--max-size", type=int, default=None, help="largest low-res side the engines accept")
+    e.add_argument("--no-guidance", action="store_true", help="engines for guidance off (batch 1)")
+    e.add_argument("--triton-repo", help="also write a Triton model repository (config.pbtxt + model per network)")
+    e.set_defaults(func=run)
+
+
+def run(a) -> int:
     from ..config import RunConfig, SamplerConfig, TileConfig
     from ..models.release import load_network
-    from .onnx_export import export_networks
+    from ..export.onnx_export import export_networks
 
     networks, precisions = _names(a.networks), _names(a.precision)
     if a.demo == bool(a.weights):
         raise ConfigError("--weights", a.weights, "a weights folder, or --demo (exactly one of them)")
     if a.trt:  # fail at once, before minutes of ONNX export, when TensorRT is missing
-        from .trt import require_tensorrt
+        from ..export.trt import require_tensorrt
         require_tensorrt()
         if "fp16" not in precisions:
             raise ConfigError("--precision", a.precision, "a list including fp16 with --trt (engines are built "
@@ -38,8 +59,8 @@ def run_export(a) -> int:
     for p in paths:
         print(f"wrote {p}")
     if a.trt:
-        from .profiles import ProfilePlan
-        from .trt import build_engines
+        from ..export.profiles import ProfilePlan
+        from ..export.trt import build_engines
         run = RunConfig(sampler=SamplerConfig(guidance_scale=1.0 if a.no_guidance else 6.0),
                         tiles=TileConfig(size=a.tile))
         overrides = {}
@@ -52,4 +73,11 @@ def run_export(a) -> int:
                                    hardware_compatible=a.hardware_compatible, workspace_gb=a.workspace_gb,
                                    overwrite=a.overwrite, progress=print):
             print(f"engine {entry}")
+    if a.triton_repo:
+        from ..export.triton import write_triton_repo
+        # TensorRT engines when built (fp16), else the ONNX graphs (fp16 when exported)
+        kind, prec = ("plan", "fp16") if a.trt else ("onnx", "fp16" if "fp16" in precisions else precisions[0])
+        for p in write_triton_repo(a.out, a.triton_repo, networks=networks, precision=prec, kind=kind,
+                                   overwrite=a.overwrite):
+            print(f"wrote {p}")
     return 0
