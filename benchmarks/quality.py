@@ -48,8 +48,8 @@ def settings(quick: bool):
     ]
     long = [("window", f"{w}{' (default)' if w == 32 else ''}", replace(BASE, window=WindowConfig(frames=w, overlap=4)))
             for w in (16, 32, 64)]
-    if quick:
-        short = [r for r in short if r[0] in ("steps", "tiling")]
+    if quick:  # steps and tiling only
+        short, long = [r for r in short if r[0] in ("steps", "tiling")], []
     return short, long
 
 
