@@ -13,7 +13,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["uavrt", "uavrt.*"]),
-    package_data={"uavrt.models": ["configs/*.json"], "uavrt.kernels": ["*.h", "*.cu", "*.cpp"],
+    package_data={"uavrt.models": ["configs/*.json", "demo_trained/*.json", "demo_trained/*/*"], "uavrt.kernels": ["*.h", "*.cu", "*.cpp"],
                   "uavrt.export": ["*.json"],
                   "uavrt.serve": ["static/*.html"]},
     # torch: install the build for your machine first (CPU: pip install torch==2.13.0); a bare
@@ -32,7 +32,7 @@ setup(
         # ray alone (no [default]: no dashboard server); add torch==2.13.0 to the pip command so
         # pip keeps your torch build
         "ray": ["ray>=2.40,<3", "psutil"],
-        "bench": ["psutil", "matplotlib"],
+        "bench": ["psutil", "matplotlib", "opencv-python-headless>=4.8"],
         # uavrt serve: the job server
         "serve": ["fastapi>=0.110", "uvicorn>=0.29", "python-multipart>=0.0.18", "prometheus_client>=0.20"],
         # config.pbtxt checks against Triton's ModelConfig protobuf (pins protobuf < 7)

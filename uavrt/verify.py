@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -89,7 +90,7 @@ class VerifyReport:
 
 
 def verify(backends: dict, networks: dict, inputs: dict, *, reference: str | None = None,
-           tolerances: dict | None = None) -> VerifyReport:
+           tolerances: dict | None = None, progress=None) -> VerifyReport:
     """Run every network on every backend with the same inputs; compare each with the reference.
 
     backends: {name: Backend}; the reference is `reference` or the first one.
@@ -99,6 +100,7 @@ def verify(backends: dict, networks: dict, inputs: dict, *, reference: str | Non
     inputs: {network name: {input name: tensor}} (moved to each runner's device).
     tolerances: {network name: Tolerance}; defaults to DEFAULT_TOLERANCES for the release networks.
     Each backend gets its own deep copy of a module (backends cast/move modules in place).
+    progress: called with one line of text per network and backend (start, seconds taken).
     """
     if len(backends) < 2:
         raise ConfigError("backends", list(backends), "at least two backends to compare, "
@@ -114,11 +116,24 @@ def verify(backends: dict, networks: dict, inputs: dict, *, reference: str | Non
             raise ConfigError("inputs", sorted(inputs), f"an entry for every network (missing {net!r})")
         if net not in tolerances:
             raise ConfigError("tolerances", sorted(tolerances), f"a Tolerance for network {net!r}")
-        outs = {name: _run(backend, spec, module, inputs[net]) for name, backend in backends.items()}
+        outs = {}
+        for name, backend in backends.items():
+            t0 = time.perf_counter()
+            if progress:
+                progress(f"{net} on {name}: " + ("exporting to ONNX and running (minutes on a CPU)"
+                                                 if _exports(backend) else "running") + " ...")
+            outs[name] = _run(backend, spec, module, inputs[net])
+            if progress:
+                progress(f"{net} on {name}: done in {time.perf_counter() - t0:.1f} s")
         for name in backends:
             if name != reference:
                 rows.extend(_compare(net, name, outs[name], reference, outs[reference], tolerances[net]))
     return VerifyReport(reference, rows)
+
+
+def _exports(backend) -> bool:
+    """An ONNX Runtime backend without prebuilt graphs exports each network on the fly."""
+    return type(backend).__name__ == "OrtBackend" and getattr(backend, "engines", None) is None
 
 
 def _runner(backend, spec: NetworkSpec, network):
@@ -162,7 +177,7 @@ def _compare(net: str, backend: str, got: dict, reference: str, ref: dict, tol: 
 
 # --- `uavrt verify`: release (or demo) networks, PyTorch vs ONNX Runtime vs the backend under test --
 def verify_release(engines, *, weights=None, demo: bool = False, networks=("unet", "vae_3d", "raft"),
-                   backend: str = "tensorrt", device: str = "cuda", seed: int = 0) -> VerifyReport:
+                   backend: str = "tensorrt", device: str = "cuda", seed: int = 0, progress=None) -> VerifyReport:
     """Compare `backend` (its graphs/engines in `engines`) with PyTorch fp32 (the reference) and
     ONNX Runtime fp32 on seeded inputs, for release weights (`weights`) or the demo model.
 
@@ -178,12 +193,18 @@ def verify_release(engines, *, weights=None, demo: bool = False, networks=("unet
         raise ConfigError("weights", weights, "a release weights folder, or demo=True (exactly one of them)")
     check_choice("backend", backend, ("tensorrt", "onnxruntime"))
     names = [check_choice("network", n, tuple(SPECS)) for n in networks]
+    engines = Path(engines)
+    if not engines.is_dir():
+        raise ConfigError("engines", str(engines), "an existing folder of exported graphs/engines (uavrt export)")
     if demo:
         from .models.demo import demo_weights_dir
         weights = demo_weights_dir(seed, with_raft="raft" in names)
-    engines = Path(engines)
     loaded = {n: load_network(weights, n) for n in names}
     have_graphs = all((engines / f"{n}.fp32.onnx").exists() for n in names)
+    if not have_graphs and progress:
+        progress(f"no fp32 ONNX graphs for {', '.join(names)} in {str(engines)!r}: exporting them on the fly for "
+                 f"ONNX Runtime (minutes per network on a CPU; `uavrt export --out {engines} --precision fp32` "
+                 "once avoids it)")
     backends = {"torch": TorchBackend(device, "fp32"),
                 "onnxruntime": OrtBackend(device="cpu", precision="fp32", engines=engines if have_graphs else None)}
     profiles = {}
@@ -198,7 +219,7 @@ def verify_release(engines, *, weights=None, demo: bool = False, networks=("unet
         spec = get_spec(n)
         dims = verify_dims(spec, loaded[n].config, profiles.get(n))
         inputs[n] = spec.sample_inputs(dims, precision="fp32", seed=seed)
-    return verify(backends, loaded, inputs, reference="torch")
+    return verify(backends, loaded, inputs, reference="torch", progress=progress)
 
 
 def verify_dims(spec: NetworkSpec, config: dict, profiles: dict | None = None) -> dict:

@@ -51,7 +51,7 @@ def test_schema(bench_run):
     assert r["unet_flops_per_call"] > 1e8
     assert r["achieved_tflops"] == pytest.approx(r["unet_flops_per_run"] / r["stages"]["unet"]["median_s"] / 1e12)
     assert r["vs_first"]["backend"] == "torch" and r["vs_first"]["wall_ratio"] == pytest.approx(1.0)
-    assert "random weights" in r["model"]["note"]
+    assert "tiny demo model" in r["model"]["note"]
 
 
 def test_stages_cover_the_wall_time(bench_run):

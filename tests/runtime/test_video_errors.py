@@ -162,7 +162,7 @@ def test_codec_the_container_cannot_hold_and_unknown_extension(tmp_path):
     assert e.value.param == "codec" and "libx264" in e.value.allowed and "prores_ks" not in e.value.allowed
     with pytest.raises(ConfigError) as e:
         VideoWriter(tmp_path / "o.notaformat", fps=10)
-    assert e.value.param == "path"
+    assert e.value.param == "output"
     assert list(tmp_path.iterdir()) == []
 
 

@@ -84,9 +84,11 @@ def test_png_folder_output_rules(tmp_path):
     with VideoWriter(empty, fps=10) as w:  # ...an empty one is simply used
         w.write(pattern_frame(0, 8, 8))
     assert [p.name for p in empty.iterdir()] == ["frame_000000.png"]
-    with VideoWriter(full, fps=10, overwrite=True) as w:  # overwrite replaces the whole folder
+    old = (full / "old.png").read_bytes()
+    with VideoWriter(full, fps=10, overwrite=True) as w:  # overwrite: only our frame names, others stay
         w.write(pattern_frame(0, 8, 8))
-    assert [p.name for p in full.iterdir()] == ["frame_000000.png"]
+    assert sorted(p.name for p in full.iterdir()) == ["frame_000000.png", "old.png"]
+    assert (full / "old.png").read_bytes() == old
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "full"]  # no temp leftovers
     with pytest.raises(ConfigError) as e:
         VideoWriter(f"{tmp_path}/x/", fps=10, codec="libx265")

@@ -25,7 +25,8 @@ from .memory import PeakMemory
 from .scenario import Scenario
 
 RANDOM_NOTE = "random weights (release architecture): timings are real, the output is not an upscale"
-DEMO_NOTE = "tiny demo model (random weights): timings show the pipeline, not the release model's cost"
+DEMO_NOTE = ("tiny demo model (~1 M parameters, trained on synthetic video): timings show the pipeline, "
+             "not the release model's cost")
 
 
 @dataclass(frozen=True)

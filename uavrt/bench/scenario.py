@@ -35,6 +35,7 @@ class Scenario:
     io: str = "file"  # "file": decode + encode a real video; "memory": frames in/out of RAM
     codec: str = "libx264"  # output encoder with io "file"
     seed: int = 10
+    unet_batch: int | None = 1  # (tile, clip) pieces per U-Net call; None: from the memory budget
 
     def __post_init__(self):
         check_range("size (height)", self.height, 8, 4096, integer=True)
@@ -64,6 +65,7 @@ class Scenario:
             # the release's 64 px overlap, capped for small benchmark tiles (it must be <= tile/2)
             tiles=TileConfig(size=self.tile, overlap=64 if self.tile is None else min(64, self.tile // 4)),
             window=WindowConfig(frames=self.window, overlap=self.window_overlap),
+            unet_batch=self.unet_batch,
         )
 
     def to_json(self) -> dict:

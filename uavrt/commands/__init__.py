@@ -8,41 +8,75 @@ expected errors.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from ..errors import UavrtError
-from . import bench, convert, export, golden, info, serve, upscale, verify
+from . import bench, convert, export, golden, info, plan, serve, upscale, verify
 
-COMMANDS = (upscale, golden, convert, info, export, verify, bench, serve)
+COMMANDS = (upscale, golden, convert, info, export, verify, bench, serve, plan)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage block) and exits 2 like every refusal."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="uavrt", description="Upscale-A-Video inference runtime")
-    sub = p.add_subparsers(dest="cmd", required=True)
+    p = _Parser(prog="uavrt", description="Upscale-A-Video inference runtime")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     for command in COMMANDS:
         command.add_parser(sub)
     return p
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt  # so every `finally` removes its temporary output
+def _say(text: str) -> None:
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # SIGHUP: the terminal is gone; the exit code still tells
+        pass
+
+
+class _StderrHandler(logging.StreamHandler):
+    """The library's warnings on the current sys.stderr (looked up at each message)."""
+
+    def __init__(self):
+        super().__init__()
+        self.setFormatter(logging.Formatter("uavrt: %(message)s"))
+        self.setLevel(logging.WARNING)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def _log_to_stderr() -> None:
+    log = logging.getLogger("uavrt")
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        log.addHandler(_StderrHandler())
+        if log.level == logging.NOTSET:
+            log.setLevel(logging.WARNING)
 
 
 def main(argv=None) -> int:
+    from ..signals import Interrupted, interruptible
     args = build_parser().parse_args(argv)
-    import signal
-    import threading
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _terminate)
+    _log_to_stderr()
     try:
-        return args.func(args)
+        with interruptible():  # SIGTERM / SIGHUP unwind like Ctrl-C, so temps are removed
+            return args.func(args)
     except UavrtError as e:
-        print(f"uavrt {args.cmd}: error: {e}", file=sys.stderr)
+        _say(f"uavrt {args.cmd}: error: {e}")
         return 2
+    except Interrupted as e:
+        _say(f"uavrt {args.cmd}: {e}; no partial output was kept")
+        return e.exit_code
     except KeyboardInterrupt:
-        print("interrupted; no partial output was kept", file=sys.stderr)
+        _say(f"uavrt {args.cmd}: interrupted; no partial output was kept")
         return 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)

@@ -17,6 +17,7 @@ import gc
 import sys
 
 from ..errors import BackendUnavailable, ConfigError, UavrtError
+from .common import unet_batch_arg
 
 
 def _list(text: str) -> list:
@@ -64,6 +65,8 @@ def add_bench_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--io", default="file", help="file (decode + encode a video) | memory (frames in RAM)")
     g.add_argument("--codec", default="libx264", help="output encoder with --io file")
     g.add_argument("--seed", type=int, default=10)
+    g.add_argument("--unet-batch", type=unet_batch_arg, default=1,
+                   help="(tile, clip) pieces per U-Net call, or auto (memory budget); 1 = release-shaped")
     g = p.add_argument_group("measurement")
     g.add_argument("--reps", type=int, default=3, help="measured runs per scenario (median, min, max)")
     g.add_argument("--warmup", type=int, default=1, help="runs excluded before measuring")
@@ -108,7 +111,7 @@ def scenarios_from_args(a) -> list:
     except ValueError:
         raise ConfigError("--guidance", a.guidance, "comma-separated numbers, e.g. 6,1")
     fixed = dict(window=a.window, window_overlap=a.window_overlap, vae=a.vae, propagator=a.propagator, io=a.io,
-                 codec=a.codec, seed=a.seed)
+                 codec=a.codec, seed=a.seed, unet_batch=a.unet_batch)
     scen = grid(sizes=[parse_size(s) for s in _list(a.size)], frames=_ints("--frames", a.frames),
                 steps=_ints("--steps", a.steps), guidance=guidance, propagation=prop, tiles=tiles,
                 precisions=_list(a.precision), **fixed)
@@ -175,6 +178,14 @@ def run_bench(a) -> int:
             raise ConfigError("--backends", a.backends, "a comma-separated list of " + ", ".join(BACKENDS))
     if a.reps < 1 or a.warmup < 0:
         raise ConfigError("--reps/--warmup", (a.reps, a.warmup), "reps >= 1 and warmup >= 0")
+    if a.threads is not None and not 1 <= a.threads <= 1024:
+        raise ConfigError("--threads", a.threads, "a thread count in [1, 1024] (leave it out for torch's default)")
+    from ..config import check_device
+    from ..fsutil import check_output_location
+    check_device(a.device)
+    for flag in ("json", "markdown", "plot"):  # before the benchmark, not after it
+        if getattr(a, flag):
+            check_output_location(getattr(a, flag), f"--{flag}")
     scenarios = scenarios_from_args(a)
     if a.threads:
         import torch

@@ -30,6 +30,8 @@ def add_model_args(p):
     g.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     g.add_argument("--dtype", default="fp32", help="fp32 | fp16 (U-Net and text encoder; VAE/RAFT stay fp32)")
     g.add_argument("--vae", default="3d", help="3d | video")
+    g.add_argument("--compile", action="store_true", help="torch backend: torch.compile the U-Net and VAE")
+    g.add_argument("--cuda-graphs", action="store_true", help="torch backend on CUDA: capture the U-Net")
 
 
 def add_run_args(p):
@@ -52,7 +54,8 @@ def add_run_args(p):
     g.add_argument("--clip-merge", default="release", help="release (0.5 running average) | mean")
     g.add_argument("--window", type=int, default=32, help="frames per temporal window (bounds memory)")
     g.add_argument("--window-overlap", type=int, default=4)
-    g.add_argument("--unet-batch", type=int, default=1, help="(tile, clip) pieces per U-Net call")
+    g.add_argument("--unet-batch", type=unet_batch_arg, default=1,
+                   help="(tile, clip) pieces per U-Net call, or auto (from a memory budget); 1 = release-shaped")
 
 
 def run_config(a):
@@ -62,8 +65,20 @@ def run_config(a):
 
 
 def backend_config(a):
-    from ..config import BackendConfig
-    return BackendConfig(backend=a.backend, device=a.device, precision=a.dtype, engines=a.engines)
+    from ..config import BackendConfig, TorchOptions
+    return BackendConfig(backend=a.backend, device=a.device, precision=a.dtype, engines=a.engines,
+                         torch=TorchOptions(compile=getattr(a, "compile", False),
+                                            cuda_graphs=getattr(a, "cuda_graphs", False)))
+
+
+def unet_batch_arg(text: str):
+    """--unet-batch: a positive integer, or 'auto' (None: chosen from the memory budget)."""
+    if text == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError("--unet-batch", text, "a positive integer or auto") from None
 
 
 def build_upscaler(a, cfg):

@@ -35,9 +35,35 @@ def run(a) -> int:
     from ..models.release import load_network
     from ..export.onnx_export import export_networks
 
+    from pathlib import Path
+    from ..fsutil import check_output_location
+    from ..spec import SPECS
+    from ..errors import check_choice
     networks, precisions = _names(a.networks), _names(a.precision)
     if a.demo == bool(a.weights):
         raise ConfigError("--weights", a.weights, "a weights folder, or --demo (exactly one of them)")
+    if not networks:
+        raise ConfigError("--networks", a.networks, "a comma-separated list of " + ", ".join(SPECS))
+    for n in networks:
+        check_choice("--networks", n, tuple(SPECS))
+    if not precisions:
+        raise ConfigError("--precision", a.precision, "a comma-separated list of fp32, fp16")
+    for p in precisions:
+        check_choice("--precision", p, ("fp32", "fp16"))
+    check_output_location(a.out, "--out", folder=True)  # an existing file, /proc, ...: before any export
+    if a.weights:
+        from ..preflight import check_weights_layout
+        check_weights_layout(a.weights, networks)
+    if getattr(a, "timing_cache", None) and Path(a.timing_cache).is_dir():
+        raise ConfigError("--timing-cache", a.timing_cache, "a file path (this is a folder)")
+    if not 0 <= a.opt_level <= 5:
+        raise ConfigError("--opt-level", a.opt_level, "an integer in [0, 5] (TensorRT builder optimisation level)")
+    if a.workspace_gb is not None and not 0 < a.workspace_gb <= 1024:
+        raise ConfigError("--workspace-gb", a.workspace_gb, "a size in GB in (0, 1024]")
+    if a.tile is not None and not 16 <= a.tile <= 4096:
+        raise ConfigError("--tile", a.tile, "a tile size in [16, 4096] low-res pixels")
+    if a.max_size is not None and not 8 <= a.max_size <= 4096:
+        raise ConfigError("--max-size", a.max_size, "a side in [8, 4096] low-res pixels")
     if a.trt:  # fail at once, before minutes of ONNX export, when TensorRT is missing
         from ..export.trt import require_tensorrt
         require_tensorrt()

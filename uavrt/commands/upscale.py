@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 from fractions import Fraction
-from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UavrtError
 from .common import add_model_args, add_run_args, backend_config, build_upscaler, make_progress, run_config
 
 
@@ -18,7 +17,9 @@ def add_parser(sub):
     u.add_argument("--overwrite", action="store_true")
     u.add_argument("--codec", default="libx264", help="libx264 | libx265 | ffv1 | prores_ks | libx264rgb")
     u.add_argument("--crf", type=int, default=None)
-    u.add_argument("--fps", type=Fraction, default=None, help="frame rate for image-folder inputs (default 30)")
+    u.add_argument("--fps", default=None, help="frame rate for image-folder inputs (default 30), e.g. 24 or 30000/1001")
+    u.add_argument("--allow-truncated", action="store_true",
+                   help="upscale the readable frames of a truncated input (else it is refused)")
     u.add_argument("-q", "--quiet", action="store_true", help="no progress output (same as --progress none)")
     u.add_argument("--progress", default=None, choices=("bar", "json", "none"),
                    help="bar (default): progress bars; json: one JSON object per event on stderr")
@@ -44,6 +45,10 @@ def add_parser(sub):
                    help="Ray workers (default: one per GPU of the cluster, or one per CPU on a CPU cluster)")
     r.add_argument("--ray-frames", default="ship", help="ship (driver sends the frames) | shared (workers read the "
                                                          "input from the same path, a shared filesystem)")
+    u.add_argument("--max-memory", default=None,
+                   help="GPU memory budget, e.g. 24GB: the largest tile whose predicted peak fits (uavrt plan)")
+    u.add_argument("--serial-io", action="store_true",
+                   help="decode/encode on the same thread as the networks (release-shaped; default overlaps them)")
     add_model_args(u)
     add_run_args(u)
     u.set_defaults(func=run)
@@ -86,26 +91,46 @@ def _resume_mode(a):
     return None if a.no_job_state else "resume" if a.resume else "restart" if a.restart else "auto"
 
 
+def _fit_memory(a, cfg, src):
+    from .common import backend_config
+    from ..planner import parse_bytes
+    from .plan import fit_memory, input_shape, network_configs
+    parse_bytes(a.max_memory)  # a bad budget is refused before the input is even probed
+    if a.backend != "torch":
+        raise ConfigError("--max-memory", a.max_memory, "used with --backend torch (the planner traces PyTorch)")
+    width, height, frames = input_shape(src)
+    cfg, p = fit_memory(cfg, backend_config(a), width, height, frames, a.max_memory, a.vae,
+                        configs=network_configs(a.weights, a.demo, a.vae))
+    print(f"uavrt: --max-memory {a.max_memory}: tile {p.tile or 'none (untiled)'}, predicted peak "
+          f"{p.peak / (1 << 30):.2f} GiB in {p.worst.name}", file=sys.stderr)
+    return cfg
+
+
 def run(a) -> int:
-    from ..fsutil import check_writable
-    from ..runtime.files import OutputConfig, list_inputs, upscale_file
-    from ..runtime.video import is_folder_target
+    from ..preflight import plan_upscale
+    from ..runtime.files import OutputConfig, upscale_file
+    from .common import backend_config
     cfg = run_config(a)
     segment, mode = _segment(a), _resume_mode(a)
-    inputs = list_inputs(a.input)
-    if not inputs[0].exists():
-        raise ConfigError("INPUT", str(a.input), "an existing video file, image folder or folder of videos")
-    out = Path(a.output)
-    jobs = [(src, out / f"{src.stem}.mp4") for src in inputs] if len(inputs) > 1 else [(inputs[0], out)]
-    for _, dst in jobs:  # refuse before loading anything
-        if not is_folder_target(dst):
-            check_writable(dst, a.overwrite)
-    output = OutputConfig(codec=a.codec, crf=a.crf, overwrite=a.overwrite, fps=a.fps)
+    # every refusal that needs no model happens here, before any weight is read
+    jobs = plan_upscale(a.input, a.output, cfg, backend_config(a), codec=a.codec, crf=a.crf, overwrite=a.overwrite,
+                        fps=a.fps, allow_truncated=a.allow_truncated, weights=a.weights, demo=a.demo, vae=a.vae)
+    output = OutputConfig(codec=a.codec, crf=a.crf, overwrite=a.overwrite, fps=a.fps,
+                          allow_truncated=a.allow_truncated)
+    if a.max_memory:  # before any weights load: refuse a budget nothing fits
+        cfg = _fit_memory(a, cfg, jobs[0].src)
     if a.ray is not None:
         if segment is not None or a.resume or a.restart or a.job_dir:
             raise ConfigError("--ray", a.ray, "no --start/--frames/--duration/--resume/--restart/--job-dir with it "
                               "(segments and job state run on one machine for now)")
-        return _upscale_on_ray(a, cfg, jobs, output)
+        for job in jobs:
+            if job.error is not None:
+                print(f"uavrt upscale: FAILED {job.src}: {job.error}", file=sys.stderr)
+        rc = _upscale_on_ray(a, cfg, [(j.src, j.dst) for j in jobs if j.error is None], output)
+        return rc or (1 if any(j.error for j in jobs) else 0)
+    if a.job_dir and len(jobs) > 1:
+        raise ConfigError("--job-dir", a.job_dir, "no --job-dir with a folder of videos (each output keeps "
+                          "its job folder beside it)")
     if a.quiet or a.progress in ("json", "none"):
         from transformers.utils import logging as hf_logging
         hf_logging.disable_progress_bar()  # its weight-loading bar would break one-JSON-object-per-line
@@ -116,16 +141,27 @@ def run(a) -> int:
             make_progress("json").notice(DEMO_NOTICE)
         else:
             print(f"uavrt: {DEMO_NOTICE}", file=sys.stderr)
-    if a.job_dir and len(jobs) > 1:
-        raise ConfigError("--job-dir", a.job_dir, "no --job-dir with a folder of videos (each output keeps "
-                          "its job folder beside it)")
-    for src, dst in jobs:
-        prog = make_progress("none" if a.quiet else a.progress)
-        try:
-            upscale_file(up, src, dst, output, prog, segment=segment, resume=mode, job_dir=a.job_dir)
-        finally:
-            prog.close()
-        print(f"wrote {dst}")
+    failed = []
+    for job in jobs:
+        if job.error is None:
+            prog = make_progress("none" if a.quiet else a.progress)
+            try:
+                upscale_file(up, job.src, job.dst, output, prog, overlap=not a.serial_io, segment=segment,
+                             resume=mode, job_dir=a.job_dir)
+                print(f"wrote {job.dst}")
+                continue
+            except UavrtError as e:
+                if len(jobs) == 1:
+                    raise
+                job.error = e
+            finally:
+                prog.close()
+        failed.append(job)
+        print(f"uavrt upscale: FAILED {job.src}: {job.error}", file=sys.stderr)
+    if failed:  # a folder of videos: the others were still processed
+        print(f"uavrt upscale: {len(jobs) - len(failed)} of {len(jobs)} videos written; failed: "
+              + ", ".join(j.src.name for j in failed), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -17,8 +17,17 @@ def add_parser(sub):
 
 
 def run(a) -> int:
+    import sys
+    from ..config import check_device
+    from ..errors import ConfigError
+    from ..spec import SPECS
     from ..verify import verify_release
-    report = verify_release(a.engines, weights=a.weights, demo=a.demo, networks=list(str_list(a.networks)),
-                            backend=a.backend, device=a.device)
+    networks = list(str_list(a.networks))
+    if not networks:
+        raise ConfigError("--networks", a.networks, "a comma-separated list of " + ", ".join(SPECS))
+    check_device(a.device)  # before any network is loaded or exported
+    report = verify_release(a.engines, weights=a.weights, demo=a.demo, networks=networks,
+                            backend=a.backend, device=a.device,
+                            progress=lambda line: print(f"uavrt verify: {line}", file=sys.stderr, flush=True))
     print(report.format())
     return 0 if report.passed else 1

@@ -34,6 +34,7 @@ class Context:
 
     backend: object  # uavrt.runtime.backend.Backend
     propagator: str = "torch"  # "torch" (reference) | "kernel"
+    unet_batch: int = 1  # (tile, clip) pieces per U-Net call in pipeline cases
 
 
 @dataclass

@@ -30,6 +30,7 @@ def run(case, ctx):
         propagation=PropagationConfig(propagator=ctx.propagator,
                                       **{k: prop[k] for k in ("interpolation", "mode", "fuse_scale", "alpha1", "alpha2")
                                          if k in prop}),
+        unet_batch=getattr(ctx, "unet_batch", 1),
     )
     device = getattr(ctx.backend, "device", torch.device("cpu"))
     model = Model.assemble(

@@ -1,22 +1,27 @@
-"""A tiny seeded model in the release layout, so every path runs on a fresh CPU machine.
+"""The tiny demo models in the release layout, so every path runs on a fresh CPU machine.
 
-The demo writes real files (configs, .bin checkpoints, a CLIP text encoder and tokenizer) and
-the runtime loads them through the same code as release weights. Its output is NOT an upscaled
-video: the weights are random. Configs are the golden tiny configs (official architecture,
-narrow channels).
+Two variants, both real files loaded by the same code as release weights:
+- trained (`demo_weights_dir()`, what `--demo` / `Upscaler.demo()` use): the U-Net, the vae_3d
+  decoder and the text encoder shipped in uavrt/models/demo_trained/ (trained on synthetic video
+  by uavrt/tools/train_demo.py, see TRAINING.json there), plus the seeded random parts that were
+  not trained (RAFT, the vae_video decoder), the schedulers and the byte-level tokenizer.
+  Its output is a soft but real x4 upscale.
+- random (`demo_weights_dir(trained=False)`, `write_demo_weights`): every network seeded random
+  at the golden tiny configs (official architecture, narrow channels); for parity tests. Its
+  output is NOT an upscaled video.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
+from importlib import resources
 from pathlib import Path
 
 import torch
 
 from .. import __version__
-
-# what `--demo` prints, so nobody mistakes its output for the release model's
-DEMO_NOTICE = "DEMO MODEL (tiny, random weights): the output shows the pipeline runs, it is not an upscale"
 
 DEMO_UNET = {
     "_class_name": "UNetVideoModel", "act_fn": "silu", "attention_head_dim": [1, 1, 1, 2],
@@ -41,6 +46,16 @@ DEMO_VAE = {
     "vae_video": dict(_VAE_COMMON, up_block_types=["UpDecoderBlock3D_plus"] * 3, condition_img=True,
                       condition_channels=32, use_temporal_block=True),
 }
+# The trained demo model (uavrt/tools/train_demo.py; weights in uavrt/models/demo_trained/): the
+# release structures at the smallest widths the configs allow, three levels, one ResNet per level.
+# Fewer GroupNorm groups than the release's 32: with 32 channels, 32 groups would normalise every
+# channel on its own and erase the absolute colour levels a 32-wide network has to carry.
+TRAINED_UNET = dict(
+    DEMO_UNET, block_out_channels=[32, 32, 32], layers_per_block=1, attention_head_dim=[1, 1, 1], norm_num_groups=4,
+    down_block_types=["DownBlock3D", "CrossAttnDownBlock3D", "CrossAttnDownBlock3D"],
+    up_block_types=["CrossAttnUpBlock3D", "CrossAttnUpBlock3D", "UpBlock3D"],
+    only_cross_attention=[True, True, False], down_temporal_idx=[0, 1, 2], up_temporal_idx=[0, 1, 2])
+TRAINED_VAE_3D = dict(DEMO_VAE["vae_3d"], block_out_channels=[32, 32, 32], layers_per_block=1, norm_num_groups=1)
 DDIM = {"_class_name": "DDIMScheduler", "num_train_timesteps": 1000, "beta_start": 0.0001, "beta_end": 0.02,
         "beta_schedule": "scaled_linear", "prediction_type": "v_prediction", "clip_sample": False,
         "set_alpha_to_one": False, "steps_offset": 1, "trained_betas": None}
@@ -99,8 +114,10 @@ def _write_text_encoder(root: Path, seed: int) -> None:
     CLIPTextModel(cfg).save_pretrained(str(root / "text_encoder"))
 
 
-def write_demo_weights(root, seed: int = 0, with_raft: bool = True) -> Path:
-    """Write the tiny demo model in the release layout under `root` (idempotent)."""
+def write_demo_weights(root, seed: int = 0, with_raft: bool = True, _skip: tuple = ()) -> Path:
+    """Write the tiny demo model in the release layout under `root` (idempotent).
+
+    _skip: networks not to write (the trained folder replaces them)."""
     from .release import build_network, packaged_config
     root = Path(root)
     marker = root / "DEMO_MODEL.json"
@@ -109,9 +126,13 @@ def write_demo_weights(root, seed: int = 0, with_raft: bool = True) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "unet").mkdir(exist_ok=True)
     (root / "vae").mkdir(exist_ok=True)
-    (root / "unet" / "unet_video_config.json").write_text(json.dumps(DEMO_UNET, indent=1))
-    torch.save(_seeded_init(build_network("unet", DEMO_UNET), seed + 1).state_dict(), root / "unet" / "unet_video.bin")
+    if "unet" not in _skip:
+        (root / "unet" / "unet_video_config.json").write_text(json.dumps(DEMO_UNET, indent=1))
+        torch.save(_seeded_init(build_network("unet", DEMO_UNET), seed + 1).state_dict(),
+                   root / "unet" / "unet_video.bin")
     for k, (name, cfg) in enumerate(DEMO_VAE.items()):
+        if name in _skip:
+            continue
         (root / "vae" / f"{name}_config.json").write_text(json.dumps(cfg, indent=1))
         vae = _seeded_init(build_network(name, cfg), seed + 2 + k)
         torch.save(vae.state_dict(), root / "vae" / f"{name}.bin")
@@ -127,7 +148,63 @@ def write_demo_weights(root, seed: int = 0, with_raft: bool = True) -> Path:
     return root
 
 
-def demo_weights_dir(seed: int = 0, with_raft: bool = True) -> Path:
-    """The demo model, written once into the user cache (UAVRT_CACHE_DIR overrides)."""
+# What `--demo` prints (one line, on stderr), so nobody mistakes its output for the release model's.
+DEMO_NOTICE = ("DEMO MODEL: a tiny network (~1 M parameters) trained for minutes on synthetic video "
+               "(uavrt/tools/train_demo.py); the x4 output is a soft upscale, nothing like the release "
+               "model's quality (its RAFT and --vae video decoder are untrained)")
+
+TRAINED_FILES = ("unet/unet_video_config.json", "unet/unet_video.safetensors", "vae/vae_3d_config.json",
+                 "vae/vae_3d.safetensors", "text_encoder/config.json", "text_encoder/model.safetensors")
+
+
+def trained_dir():
+    """The packaged trained weights (uavrt/models/demo_trained/)."""
+    return resources.files("uavrt.models").joinpath("demo_trained")
+
+
+def trained_record() -> dict:
+    """TRAINING.json of the packaged weights: settings, loss curves, sha256 of every file."""
+    return json.loads(trained_dir().joinpath("TRAINING.json").read_text())
+
+
+def trained_hash() -> str:
+    """One sha256 over the packaged files' sha256s (names the cache folder)."""
+    files = trained_record()["files"]
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+
+
+def write_trained_demo_weights(root, seed: int = 0, with_raft: bool = True) -> Path:
+    """The random demo folder with the trained U-Net, vae_3d decoder and text encoder in place."""
+    root = Path(root)
+    marker = root / "DEMO_MODEL.json"
+    want = trained_hash()
+    if marker.is_file():
+        m = json.loads(marker.read_text())
+        if m.get("trained") == want and m.get("raft", False) >= with_raft:
+            return root
+    write_demo_weights(root, seed, with_raft, _skip=("unet", "vae_3d"))
+    for stale in ("unet/unet_video.bin", "vae/vae_3d.bin"):  # safetensors wins anyway: no confusion
+        (root / stale).unlink(missing_ok=True)
+    src = trained_dir()
+    for rel in TRAINED_FILES:
+        with resources.as_file(src.joinpath(rel)) as f:
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, root / rel)
+    with resources.as_file(src.joinpath("TRAINING.json")) as f:
+        shutil.copyfile(f, root / "TRAINING.json")
+    marker.write_text(json.dumps({"demo": True, "trained": want, "seed": seed, "raft": with_raft,
+                                  "uavrt": __version__}))
+    return root
+
+
+def demo_weights_dir(seed: int = 0, with_raft: bool = True, trained: bool = True) -> Path:
+    """The demo model, written once into the user cache (UAVRT_CACHE_DIR overrides).
+
+    trained=True: the packaged trained networks (seed only seeds the untrained RAFT/vae_video);
+    trained=False: every network seeded random from `seed`.
+    """
     from ..fsutil import cache_root
-    return write_demo_weights(cache_root() / f"demo-v{__version__}-s{seed}", seed, with_raft)
+    base = cache_root()
+    if trained:
+        return write_trained_demo_weights(base / f"demo-trained-{trained_hash()[:12]}-s{seed}", seed, with_raft)
+    return write_demo_weights(base / f"demo-v{__version__}-s{seed}", seed, with_raft)

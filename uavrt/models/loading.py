@@ -108,8 +108,11 @@ def check_state_dict(model: torch.nn.Module, sd: dict, what: str) -> None:
             raise WeightsError(f"{what}: shape mismatch for {k!r}: expected {list(shape)}, found {list(sd[k].shape)}")
 
 
-def load_into(model: torch.nn.Module, sd: dict, what: str) -> torch.nn.Module:
+def load_into(model: torch.nn.Module, sd: dict, what: str, upcast: bool = True) -> torch.nn.Module:
+    """upcast: fp16 checkpoints to fp32 first (a CPU fp32 module); without it load_state_dict
+    casts while copying into the module's own dtype (a module materialised in place)."""
     check_state_dict(model, sd, what)
-    floats = {k: (v.float() if v.is_floating_point() else v) for k, v in sd.items()}
-    model.load_state_dict(floats, strict=True)
+    if upcast:
+        sd = {k: (v.float() if v.is_floating_point() else v) for k, v in sd.items()}
+    model.load_state_dict(sd, strict=True)
     return model

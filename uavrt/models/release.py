@@ -22,7 +22,13 @@ def packaged_config(name: str) -> dict:
     return json.loads(resources.files("uavrt.models").joinpath("configs", f"{name}.json").read_text())
 
 
-def build_network(network: str, config: dict) -> torch.nn.Module:
+def build_network(network: str, config: dict, device=None, dtype: torch.dtype | None = None) -> torch.nn.Module:
+    """The network of `config`; with `device`, built on meta and materialised (uninitialised)
+    directly at `device` and `dtype` (floating tensors), with no CPU copy and no random init."""
+    if device is not None:
+        with torch.device("meta"):
+            module = build_network(network, config)
+        return materialize(module, device, dtype)
     check_choice("network", network, NETWORKS)
     if network == "unet":
         from .unet import UNetVideoModel
@@ -32,6 +38,33 @@ def build_network(network: str, config: dict) -> torch.nn.Module:
         return VideoVAEDecoder.from_config(config)
     from .raft import RAFT
     return RAFT.from_config(config)
+
+
+def materialize(module: torch.nn.Module, device, dtype: torch.dtype | None = None) -> torch.nn.Module:
+    """Give every parameter and buffer of a meta-built `module` uninitialised storage on `device`
+    (floating ones at `dtype` when given). Tensors shared between submodules stay shared (the
+    U-Net's rotary `freqs`), which `Module.to_empty` cannot do under FakeTensorMode ("Couldn't
+    swap"). Parameters do not require grad: these are inference networks. Under FakeTensorMode
+    this gives fake device tensors (the CPU dry run); on a GPU, real ones to load weights into."""
+    from ..devices import resolve_device
+    device = resolve_device(device)
+    made: dict = {}  # id(old) -> (old, new): keeping `old` alive keeps its id unique
+
+    def place(t, param: bool):
+        if id(t) not in made:
+            d = dtype if (dtype is not None and t.is_floating_point()) else t.dtype
+            new = torch.empty_like(t, device=device, dtype=d)
+            made[id(t)] = (t, torch.nn.Parameter(new, requires_grad=False) if param else new)
+        return made[id(t)][1]
+
+    for mod in module.modules():
+        for name, p in list(mod._parameters.items()):
+            if p is not None:
+                mod._parameters[name] = place(p, True)
+        for name, b in list(mod._buffers.items()):
+            if b is not None:
+                mod._buffers[name] = place(b, False)
+    return module
 
 
 def network_config(weights_dir, network: str) -> dict:
@@ -62,7 +95,10 @@ class Checkpoint:
     path: Path
 
 
-def load_network(weights_dir, network: str) -> Checkpoint:
+def load_network(weights_dir, network: str, device=None, dtype: torch.dtype | None = None) -> Checkpoint:
+    """The network with its release weights. With `device` (and `dtype`) the module is built in
+    place there and each checkpoint tensor is copied once into it (cast on the way): no fp32 CPU
+    module and no `.to()` afterwards, which backends skip for a module already in place."""
     check_choice("network", network, NETWORKS)
     weights_dir = Path(weights_dir)
     if not weights_dir.is_dir():
@@ -70,8 +106,8 @@ def load_network(weights_dir, network: str) -> Checkpoint:
     cfg = network_config(weights_dir, network)
     path = weight_file(weights_dir, network)
     sd = release_state_dict(network, load_state_dict(path), path)
-    module = build_network(network, cfg)
-    load_into(module, sd, f"{network} ({path})")
+    module = build_network(network, cfg, device, dtype)
+    load_into(module, sd, f"{network} ({path})", upcast=device is None)
     return Checkpoint(module.eval(), cfg, sha256_file(path), path)
 
 

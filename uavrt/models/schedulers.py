@@ -218,9 +218,10 @@ def add_noise(acp_lr: torch.Tensor, image: torch.Tensor, noise: torch.Tensor, le
     """
     check_noise_level(level, acp_lr.shape[0])
     acp = acp_lr.to(device=image.device, dtype=image.dtype)
-    levels = level.to(image.device) if isinstance(level, torch.Tensor) else torch.tensor([level], device=image.device)
+    # a Python int indexes the table on its device: no blocking host->device copy of the level
+    a = acp[level.to(image.device)] if isinstance(level, torch.Tensor) else acp[int(level)].reshape(1)
     # per-row coefficients broadcast over all trailing dims: [B or 1, 1, 1, ...]
     shape = (-1,) + (1,) * (image.dim() - 1)
-    sqrt_a = (acp[levels] ** 0.5).flatten().reshape(shape)
-    sqrt_1ma = ((1 - acp[levels]) ** 0.5).flatten().reshape(shape)
+    sqrt_a = (a ** 0.5).flatten().reshape(shape)
+    sqrt_1ma = ((1 - a) ** 0.5).flatten().reshape(shape)
     return sqrt_a * image + sqrt_1ma * noise

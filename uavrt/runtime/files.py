@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 from dataclasses import dataclass
 from fractions import Fraction
@@ -24,6 +25,15 @@ class OutputConfig:
     crf: int | None = None
     overwrite: bool = False
     fps: Fraction | None = None  # only for inputs without a rate (image folders)
+    allow_truncated: bool = False  # a truncated input: upscale its readable frames (warned) instead of refusing
+
+    def __post_init__(self):
+        from ..errors import check_type
+        from ..preflight import check_fps
+        check_type("codec", self.codec, str, "an encoder name, e.g. 'libx264'")
+        check_type("overwrite", self.overwrite, bool, "True or False")
+        check_type("allow_truncated", self.allow_truncated, bool, "True or False")
+        object.__setattr__(self, "fps", check_fps(self.fps, "fps"))
 
 
 @dataclass(frozen=True)
@@ -78,8 +88,8 @@ class Segment:
 
 
 def upscale_file(upscaler, src, dst, out: OutputConfig = OutputConfig(), progress: Callable | None = None,
-                 submit: Callable | None = None, in_flight: int = 1, segment: Segment | None = None,
-                 resume: str | None = None, job_dir=None) -> Path:
+                 submit: Callable | None = None, in_flight: int = 1, overlap: bool = False,
+                 segment: Segment | None = None, resume: str | None = None, job_dir=None) -> Path:
     """Decode `src`, upscale (windows run where `submit` sends them; see runtime/stream.py),
     encode to `dst` atomically with audio/subtitles copied.
 
@@ -98,9 +108,17 @@ def upscale_file(upscaler, src, dst, out: OutputConfig = OutputConfig(), progres
         from .jobstate import JobState, default_job_dir, job_key
         key = job_key(src, upscaler.cfg, upscaler.info, segment)
         job = JobState.open(job_dir or default_job_dir(dst), key, mode=resume)
-        submit = job.submit(submit or upscaler.local_submit(progress), progress)
     try:
-        _encode(upscaler, src, dst, out, progress, submit, in_flight, segment, VideoWriter, open_frames)
+        with contextlib.ExitStack() as stack:
+            if job is not None:
+                inner = submit
+                if inner is None and overlap:  # keep the I/O overlap: windows on a worker thread
+                    from concurrent.futures import ThreadPoolExecutor
+                    pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="uavrt-window"))
+                    inner, in_flight = upscaler.threaded_submit(pool, progress), max(in_flight, 2)
+                submit = job.submit(inner or upscaler.local_submit(progress), progress)
+            _encode(upscaler, src, dst, out, progress, submit, in_flight, segment, overlap, VideoWriter,
+                    open_frames)
     except BaseException:
         if job is not None:
             if job.resumed == job.computed == 0:
@@ -113,8 +131,8 @@ def upscale_file(upscaler, src, dst, out: OutputConfig = OutputConfig(), progres
     return Path(dst)
 
 
-def _encode(upscaler, src, dst, out, progress, submit, in_flight, segment, VideoWriter, open_frames):
-    with open_frames(src) as reader:
+def _encode(upscaler, src, dst, out, progress, submit, in_flight, segment, overlap, VideoWriter, open_frames):
+    with open_frames(src, allow_truncated=out.allow_truncated) as reader:
         info = reader.info
         fps = info.fps or out.fps or DEFAULT_IMAGE_FPS
         total = info.num_frames
@@ -144,7 +162,7 @@ def _encode(upscaler, src, dst, out, progress, submit, in_flight, segment, Video
                          trim_copied_streams=segment is not None) as writer:
             n = 0
             # absolute frame indices: a segment's frames get the full run's noise
-            for frame in upscaler.stream(frames(), progress, submit=submit, in_flight=in_flight,
+            for frame in upscaler.stream(frames(), progress, submit=submit, in_flight=in_flight, overlap=overlap,
                                          first_index=first.index):
                 writer.write(frame, pts.popleft())
                 n += 1

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import torch
 
+from ..config import OrtOptions
 from ..errors import BackendUnavailable, ConfigError, EngineMismatch, check_choice
 from ..spec import NetworkSpec
+from ..devices import resolve_device
 from .backend import Backend, Runner
 
 PRECISIONS = ("fp32", "fp16")
@@ -24,6 +26,21 @@ _DEVICE_PROVIDERS = {"cpu": ("CPUExecutionProvider",),
 # ONNX Runtime type strings -> torch dtypes (the graph's I/O types)
 _TORCH_DTYPES = {"tensor(float)": torch.float32, "tensor(float16)": torch.float16,
                  "tensor(int64)": torch.int64, "tensor(int32)": torch.int32}
+
+
+_GRAPH_OPT = {"basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+
+
+def session_options(ort, options: OrtOptions):
+    """ORT SessionOptions from the typed options (sequential execution: the graphs are one chain)."""
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _GRAPH_OPT[options.graph_optimization])
+    opts.enable_cpu_mem_arena = options.memory_arena
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3  # errors only: optimiser notes would drown the progress output
+    if options.threads:
+        opts.intra_op_num_threads = options.threads
+    return opts
 
 
 def require_onnxruntime():
@@ -70,6 +87,26 @@ class OrtRunner(Runner):
         return {name: y.float() for name, y in outs.items()}
 
 
+# providers that run on one GPU and take its ordinal as the provider option `device_id`
+_GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+
+
+def with_device_id(providers, device: torch.device) -> list:
+    """Providers with `device_id` set to the runner's GPU: without it ORT runs the session on
+    GPU 0 while the I/O is bound on `device` (cuda:1 -> device_id '1'). An explicit different
+    device_id is refused (one runner, one device)."""
+    out = []
+    for p in providers:
+        name, opts = (p[0], dict(p[1])) if isinstance(p, tuple) else (p, {})
+        if name in _GPU_PROVIDERS and device.type == "cuda":
+            given = opts.setdefault("device_id", str(device.index))
+            if str(given) != str(device.index):
+                raise ConfigError("providers", p, f"device_id {device.index} (the backend's device {device})")
+            opts["device_id"] = str(device.index)  # ORT takes provider option values as strings
+        out.append((name, opts) if opts else name)
+    return out
+
+
 def _np_dtype(dtype: torch.dtype):
     import numpy as np
     return {torch.float32: np.float32, torch.float16: np.float16, torch.int64: np.int64,
@@ -88,9 +125,9 @@ class OrtBackend(Backend):
     name = "onnxruntime"
 
     def __init__(self, providers=None, device="cpu", *, precision: str = "fp32", engines=None,
-                 threads: int | None = None):
+                 threads: int | None = None, options: OrtOptions | None = None):
         ort = require_onnxruntime()
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         check_choice("device", self.device.type, tuple(_DEVICE_PROVIDERS))
         self.precision = check_choice("precision", precision, PRECISIONS)
         available = ort.get_available_providers()
@@ -104,18 +141,18 @@ class OrtBackend(Backend):
             if name not in available:
                 raise ConfigError("providers", name, "one of the installed ONNX Runtime providers: "
                                   + ", ".join(available))
-        self.providers = list(providers)
+        self.providers = with_device_id(providers, self.device)
         self.engines = Path(engines) if engines is not None else None
-        self.threads = threads
+        self.options = options if options is not None else OrtOptions(threads=threads)
+
+    @property
+    def threads(self) -> int | None:
+        return self.options.threads
 
     def _session(self, path: Path):
         ort = require_onnxruntime()
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3  # errors only: optimiser notes would drown the progress output
-        if self.threads:
-            opts.intra_op_num_threads = self.threads
-        return ort.InferenceSession(str(path), sess_options=opts, providers=self.providers)
+        return ort.InferenceSession(str(path), sess_options=session_options(ort, self.options),
+                                    providers=self.providers)
 
     def load(self, spec: NetworkSpec, onnx_path, *, expect: dict | None = None, keep_alive=None) -> OrtRunner:
         """A runner for an exported graph; its metadata must match `expect` (network and

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ConfigError
+from .batching import clips_per_call, group_units
 
 
 @dataclass(frozen=True)
@@ -230,9 +231,10 @@ class WindowPlan:
 
 
 def plan_window(cfg, ddim, frames: int, height: int, width: int, device, *, tile: int | None = None,
-                tile_mode: str | None = None) -> WindowPlan:
+                tile_mode: str | None = None, budget_bytes: int | None = None) -> WindowPlan:
     """The plan of one window of `frames` low-res frames of height x width (RunConfig `cfg`,
-    DDIMConfig `ddim`). `tile` defaults to choose_tile(cfg.tiles, ...)."""
+    DDIMConfig `ddim`). `tile` defaults to choose_tile(cfg.tiles, ...). `budget_bytes`: the
+    U-Net activation budget used when cfg.unet_batch is None (the caller measures the device)."""
     from ..models import schedulers as sch
     device = torch.device(device)
     if tile is None and tile_mode is None:
@@ -241,9 +243,9 @@ def plan_window(cfg, ddim, frames: int, height: int, width: int, device, *, tile
     overlap = min(cfg.tiles.overlap, (tile or 0) // 2)
     if tile is not None and mode == "release":
         parts = tuple((core, pad, plan_window(cfg, ddim, frames, pad.rows.size, pad.cols.size, device,
-                                              tile_mode="none"))
+                                              tile_mode="none", budget_bytes=budget_bytes))
                       for core, pad in release_tiles(height, width, tile, cfg.tiles.overlap))
-        base = plan_window(cfg, ddim, frames, height, width, device, tile_mode="none")
+        base = plan_window(cfg, ddim, frames, height, width, device, tile_mode="none", budget_bytes=budget_bytes)
         return _replace(base, parts=parts)
     if mode == "none":
         tile = None
@@ -261,8 +263,13 @@ def plan_window(cfg, ddim, frames: int, height: int, width: int, device, *, tile
                 * torch.tensor(qw[(t.cols.start, t.cols.stop)], dtype=torch.float32)[None, :]).to(device)
                for t in tiles)
     pieces = [(i, k) for i in range(len(tiles)) for k in range(len(clips))]
-    batch = max(1, int(getattr(cfg, "unet_batch", 1)))
-    calls = tuple(UNetCall(tuple(pieces[a:a + batch])) for a in range(0, len(pieces), batch))
+    # pieces of one call must share a shape (they are concatenated); plan order is kept, so the
+    # merge sums run in the same order whatever the batch (runtime/batching.py)
+    shapes = [(clips[k].stop - clips[k].start, tiles[i].rows.stop - tiles[i].rows.start,
+               tiles[i].cols.stop - tiles[i].cols.start) for i, k in pieces]
+    batch = clips_per_call(cfg.unet_batch, budget_bytes, len(pieces), shape=max(shapes), guided=cfg.sampler.guided,
+                           dtype_bytes=4)
+    calls = tuple(UNetCall(tuple(pieces[j] for j in group)) for group in group_units(shapes, batch))
 
     ts = [int(t) for t in sch.ddim_timesteps(ddim, s.steps)]
     steps = tuple((t, int(sch.prev_timestep(ddim, t, s.steps))) for t in ts)

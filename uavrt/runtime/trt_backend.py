@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from ..devices import resolve_device
 from ..errors import EngineMismatch, InputError, check_choice
 from ..export import cache
 from ..spec import NetworkSpec, get_spec
@@ -293,11 +294,7 @@ class TrtBackend(Backend):
                  cuda_graphs: bool = False, module_expect=None):
         self.trt = require_tensorrt()  # no TensorRT -> BackendUnavailable at once
         gpu_name, capability = gpu_identity(device)  # no GPU -> BackendUnavailable
-        dev = torch.device(device)
-        # Runner compares devices exactly: pin the index ("cuda" != "cuda:0")
-        if dev.type == "cuda" and dev.index is None:
-            dev = torch.device("cuda", torch.cuda.current_device())
-        self.device = dev
+        self.device = resolve_device(device)  # Runner compares devices exactly: "cuda" != "cuda:0"
         self.engines_dir = Path(engines_dir)
         self.precision = check_choice("precision", precision, ("fp16", "fp32"))
         self.copy_outputs, self.cuda_graphs, self.module_expect = copy_outputs, cuda_graphs, module_expect

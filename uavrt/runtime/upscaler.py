@@ -91,7 +91,12 @@ class Upscaler:
         """The WindowPlan of a window of this shape (built once, then reused)."""
         key = (frames, height, width)
         if key not in self._plans:
-            self._plans[key] = plan_window(self.cfg, self.model.ddim, frames, height, width, self.model.device)
+            budget = None
+            if self.cfg.unet_batch is None:  # batch from a share of the device's free memory
+                from .batching import device_budget_bytes
+                budget = device_budget_bytes(self.model.device)
+            self._plans[key] = plan_window(self.cfg, self.model.ddim, frames, height, width, self.model.device,
+                                           budget_bytes=budget)
         return self._plans[key]
 
     def upscale_tensor(self, low_res: torch.Tensor, first_index: int, progress: Callable | None = None):
@@ -125,7 +130,11 @@ class Upscaler:
                        progress: Callable | None = None) -> WindowOutput:
         """One window: uint8 [T, h, w, 3] frames span.start.. -> WindowOutput (uint8 frames, float
         copies of `float_frames` for the cross-fade)."""
-        x = torch.from_numpy(np.ascontiguousarray(chunk)).to(self.model.device)  # [T, h, w, 3] uint8
+        x = torch.from_numpy(np.ascontiguousarray(chunk))  # [T, h, w, 3] uint8: 1/4 the bytes of fp32
+        if self.model.device.type == "cuda":  # pinned: the copy is a DMA that overlaps host work
+            x = x.pin_memory().to(self.model.device, non_blocking=True)
+        else:
+            x = x.to(self.model.device)
         low_res = (x.permute(3, 0, 1, 2)[None].float() / 255.0 - 0.5) * 2.0  # [1, 3, T, h, w]
         video = self.upscale_tensor(low_res, span.start, progress)
         frames = to_uint8(video).cpu().numpy()
@@ -161,13 +170,20 @@ class Upscaler:
         return local
 
     def stream(self, frames: Iterable[np.ndarray], progress: Callable | None = None, submit: Callable | None = None,
-               in_flight: int = 1, first_index: int = 0) -> Iterator[np.ndarray]:
+               in_flight: int = 1, overlap: bool = False, first_index: int = 0) -> Iterator[np.ndarray]:
         """uint8 [h, w, 3] frames in, uint8 [4h, 4w, 3] frames out, in order, in bounded memory.
 
         submit: where windows run (default: here, now); see runtime/stream.windowed.
+        overlap: run the windows on one worker thread, two in flight, so that reading (decoding)
+        the next window's frames and consuming (encoding) the previous window's output happen on
+        this thread while the networks run. Same computations, same output; holds one more
+        window of input and output in memory.
         first_index: the absolute index of the first frame (a segment of a longer video): noise
         is drawn per absolute frame index, so a frame gets the noise it gets in the full run.
         """
+        if overlap and submit is None:
+            yield from self._overlapped(frames, progress, first_index)
+            return
         first = {}
 
         def checked():
@@ -179,3 +195,16 @@ class Upscaler:
         w = self.cfg.window
         yield from windowed(checked(), submit or self.local_submit(progress), w.frames, w.overlap, in_flight,
                             first_index)
+
+    def threaded_submit(self, pool, progress=None) -> Callable:
+        """A submit running each window on `pool` (a concurrent.futures executor): its Future is
+        the handle."""
+        local = self.local_submit(progress)
+        return lambda chunk, span, float_frames: pool.submit(lambda: local(chunk, span, float_frames).result())
+
+    def _overlapped(self, frames, progress, first_index=0):
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="uavrt-window") as pool:
+            yield from self.stream(frames, progress, submit=self.threaded_submit(pool, progress), in_flight=2,
+                                   first_index=first_index)

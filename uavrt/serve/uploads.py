@@ -125,8 +125,8 @@ async def receive_form(request, upload_dir: Path, max_file_bytes: int, disk_free
                 raise UploadRefused(413, f"the uploaded video exceeds the limit of {max_file_bytes} bytes (server "
                                          f"option --max-upload-mb)", "video", limit_bytes=max_file_bytes)
             if form.file_bytes > disk_free:
-                raise UploadRefused(507, f"the upload would exceed the jobs folder's disk quota (server option "
-                                         f"--disk-quota-gb)", "video")
+                raise UploadRefused(507, "the upload would exceed the jobs folder's disk quota (server option "
+                                         "--disk-quota-gb)", "video")
             state["fh"].write(data[start:end])
         elif state["buf"] is not None:
             if len(state["buf"]) + n > FIELD_LIMIT:

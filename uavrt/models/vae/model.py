@@ -20,7 +20,7 @@ from ...errors import InputError
 from ...spec import VAE_3D, VAE_VIDEO, NetworkSpec
 from .config import VAEConfig
 from .decoder import LOW_RES_CHANNELS, Decoder
-from .ops import to_frames, to_video
+from .ops import channels_last, channels_last_weights_, to_frames, to_video
 
 # State-dict prefixes of a release checkpoint (vae_3d.bin / vae_video.bin hold the encoder too).
 DECODER_PREFIXES = ("post_quant_conv.", "decoder.")
@@ -43,6 +43,7 @@ class VideoVAEDecoder(nn.Module):
         self.config = config
         self.decoder = Decoder(config)
         self.post_quant_conv = nn.Conv2d(config.latent_channels, config.latent_channels, 1)
+        channels_last_weights_(self)  # activations run channels-last (ops.py says why)
 
     @classmethod
     def from_config(cls, config: dict) -> VideoVAEDecoder:
@@ -64,8 +65,8 @@ class VideoVAEDecoder(nn.Module):
         # latents: [B, 4, T, h, w] (already / scaling_factor); low_res: [B, 3, T, h, w] in [-1, 1]
         self._check_inputs(latents, low_res)
         frames = latents.shape[2]
-        z = self.post_quant_conv(to_frames(latents))  # [B*T, 4, h, w]
-        lr = to_frames(low_res) if self.config.condition_img else None
+        z = self.post_quant_conv(channels_last(to_frames(latents)))  # [B*T, 4, h, w]
+        lr = channels_last(to_frames(low_res)) if self.config.condition_img else None
         x = self.decoder(z, frames, lr, w_lr)  # [B*T, 3, 4h, 4w]
         return to_video(x, frames).contiguous()  # [B, 3, T, 4h, 4w]
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .ops import to_frames, to_video, video_group_norm
+from .ops import channels_last, to_frames, to_video, video_group_norm
 
 
 class ResnetBlock3D(nn.Module):
@@ -53,5 +53,7 @@ class ResnetBlock3D_plus(ResnetBlock3D):  # official class name
     def forward(self, x: torch.Tensor, frames) -> torch.Tensor:
         x = super().forward(x, frames)
         h = F.silu(video_group_norm(x, frames, self.norm_3d))
-        h = to_frames(self.conv_3d(to_video(h, frames)))  # Conv3d needs [B, C, T, H, W]
+        # Conv3d needs [B, C, T, H, W]; oneDNN's CPU Conv3d returns it contiguous whatever the
+        # input's format, so it is put back channels-last (one copy, as the frames view needs).
+        h = to_frames(channels_last(self.conv_3d(to_video(h, frames))))
         return x + h

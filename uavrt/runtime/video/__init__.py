@@ -13,9 +13,9 @@ from .reader import FrameReader, open_frames
 from .writer import VideoWriter, is_folder_target
 
 
-def probe(path) -> VideoInfo:
+def probe(path, allow_truncated: bool = False) -> VideoInfo:
     """Facts about a video file or image folder; decodes one frame, so damage shows here."""
-    with FrameReader(path) as reader:
+    with FrameReader(path, allow_truncated) as reader:
         return reader.info
 
 

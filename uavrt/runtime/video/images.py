@@ -64,7 +64,11 @@ def image_size(path: Path) -> tuple[int, int]:
         pass
     with open_image(path) as c:
         s = c.streams.video[0]
-        return s.codec_context.width, s.codec_context.height
+        size = s.codec_context.width, s.codec_context.height
+    if 0 in size:  # FFmpeg opened it (e.g. by its name) but found no picture in it
+        raise InputError(f"image {str(path)!r} is not a readable image (no picture size in it; damaged, "
+                         "or not the format its name says)")
+    return size
 
 
 def decode_image(path: Path):

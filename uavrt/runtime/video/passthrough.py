@@ -72,6 +72,10 @@ class StreamCopier:
                 continue
             name = st.codec_context.codec.canonical_name if st.codec_context else "?"
             reason = _muxable(fmt, st)
+            if reason is not None and _muxable("matroska", st) is not None:  # fits nowhere: the track itself
+                log.warning("%s: the input's %s stream #%d (%s) is damaged or incomplete and is not copied (%s)",
+                            self.source, st.type, st.index, name, reason)
+                continue
             if reason is not None:
                 log.warning("%s: %s stream #%d (%s) cannot be stored in %s output; skipped (%s)",
                             self.source, st.type, st.index, name, fmt, reason)

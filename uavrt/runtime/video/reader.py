@@ -9,6 +9,7 @@ points past the end of a truncated file, images of different sizes).
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Iterator
 from fractions import Fraction
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import av
 
-from ...errors import InputError
+from ...errors import InputError, TruncatedInputError
 from .color import describe, frame_to_rgb24
 from .images import decode_image, image_size, list_images, read_image
 from .info import Frame, VideoInfo
@@ -29,20 +30,26 @@ _INDEXED_FORMATS = (_MOV, "avi")  # index lists every frame: exact counts, trunc
 _EXACT_DURATION_FORMATS = (_MOV, "matroska,webm")  # durations from headers, not estimates
 
 
-def open_frames(path) -> FrameReader:
-    return FrameReader(path)
+def open_frames(path, allow_truncated: bool = False) -> FrameReader:
+    return FrameReader(path, allow_truncated)
 
 
 class FrameReader:
-    """`with open_frames(path) as r: for frame in r: ...` — single pass, context manager."""
+    """`with open_frames(path) as r: for frame in r: ...` — single pass, context manager.
 
-    def __init__(self, path):
+    A truncated input (it ends before what its container announces) raises TruncatedInputError:
+    at open when the index shows it, else when the frames run out. With allow_truncated=True the
+    readable frames are yielded instead and a warning says how many of how many were read;
+    `truncated` and `frames_read` tell the caller afterwards.
+    """
+
+    def __init__(self, path, allow_truncated: bool = False):
         p = Path(path)
         if not p.exists():
             raise InputError(f"input {str(p)!r} does not exist")
         if p.is_file() and p.stat().st_size == 0:
             raise InputError(f"input {str(p)!r} is an empty file (0 bytes)")
-        self._source = _FolderSource(p) if p.is_dir() else _ContainerSource(p)
+        self._source = _FolderSource(p) if p.is_dir() else _ContainerSource(p, allow_truncated)
         self.info: VideoInfo = self._source.info
         self._used = False
 
@@ -51,6 +58,14 @@ class FrameReader:
             raise RuntimeError("a FrameReader can be iterated once; open the input again")
         self._used = True
         return self._source.frames()
+
+    @property
+    def truncated(self) -> bool:
+        return getattr(self._source, "truncated", False)
+
+    @property
+    def frames_read(self) -> int:
+        return getattr(self._source, "frames_read", 0)
 
     def close(self) -> None:
         self._source.close()
@@ -83,6 +98,9 @@ def _pick_video_stream(container, path: Path):
     if not streams:
         kinds = sorted({s.type for s in container.streams}) or ["none"]
         raise InputError(f"input {str(path)!r} has no video stream (streams: {', '.join(kinds)})")
+    if len(streams) > 1:
+        log.warning("%s has %d video streams: only stream #%d is upscaled; the others (#%s) are not in the output",
+                    path, len(streams), streams[0].index, ", #".join(str(s.index) for s in streams[1:]))
     return streams[0]
 
 
@@ -99,19 +117,20 @@ def _expected_frame_count(container, stream) -> int | None:
     return None  # other containers' counts can be estimates: never fail a run on them
 
 
-def _check_index_within_file(container, stream, path: Path) -> None:
-    """A truncated MP4/AVI whose index survived refers to bytes past the end: fail at open."""
+def _index_truncation(container, stream, path: Path) -> str | None:
+    """A truncated MP4/AVI whose index survived refers to bytes past the end: say so at open."""
     if container.format.name not in _INDEXED_FORMATS:
-        return
+        return None
     entries = stream.index_entries
     if not entries:
-        return
+        return None
     end = max(e.pos + e.size for e in entries)
     size = path.stat().st_size
-    if end > size:
-        first_missing = next(i for i, e in enumerate(entries) if e.pos + e.size > size)
-        raise InputError(f"input {str(path)!r} is truncated: its index needs {end} bytes but the file "
-                         f"has {size}; data is missing from video sample {first_missing} on")
+    if end <= size:
+        return None
+    whole = sum(1 for e in entries if e.pos + e.size <= size)
+    return (f"input {str(path)!r} is truncated: the container lists {len(entries)} video frames but only "
+            f"{whole} are in the file (its index needs {end} bytes, the file has {size})")
 
 
 def _parse_hms(text: str) -> float | None:
@@ -144,8 +163,11 @@ def _rate(value) -> Fraction | None:
 
 
 class _ContainerSource:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, allow_truncated: bool = False):
         self.path = path
+        self.allow_truncated = allow_truncated
+        self.truncated = False
+        self.frames_read = 0
         self._container = _open_container(path)
         try:
             self._setup()
@@ -157,7 +179,13 @@ class _ContainerSource:
         path, c = self.path, self._container
         self._stream = stream = _pick_video_stream(c, path)
         stream.thread_type = "AUTO"  # frame + slice threads; decoding is never the bottleneck then
-        _check_index_within_file(c, stream, path)
+        cut = _index_truncation(c, stream, path)
+        self._size_limit = None
+        if cut is not None:
+            if not self.allow_truncated:
+                raise TruncatedInputError(cut, None, stream.frames)
+            self._size_limit = path.stat().st_size  # demux only packets that are whole in the file
+            self._truncation(cut)
         self._expected_frames = _expected_frame_count(c, stream)
         self._expected_end_s = _expected_end_s(c, stream)
         self._n = 0  # frames decoded so far
@@ -192,15 +220,38 @@ class _ContainerSource:
             color_space=color_space, container=c.format.name, sample_aspect_ratio=sar)
 
     def _decode(self):
-        """Yields av.VideoFrames; every FFmpeg failure becomes an InputError naming the frame."""
+        """Yields av.VideoFrames; every FFmpeg failure becomes an InputError naming the frame.
+
+        AVI stores no presentation times, only each frame's slot (its dts, in 1/fps): FFmpeg's
+        demuxer guesses pts from it (one frame late for H.264). Frames leave the decoder in
+        display order, so the k-th frame shown takes the k-th smallest slot.
+        """
+        slots = [] if self._container.format.name == "avi" else None
         try:
             for packet in self._container.demux(self._stream):
+                if self._size_limit is not None and packet.size and packet.pos is not None \
+                        and packet.pos + packet.size > self._size_limit:
+                    continue  # cut off: decoding a partial sample gives a damaged picture
+                if slots is not None and packet.size and packet.dts is not None:
+                    heapq.heappush(slots, packet.dts)
                 for frame in packet.decode():  # the final empty packet flushes the decoder
                     self._n += 1
+                    if slots:
+                        frame.pts = heapq.heappop(slots)
                     yield frame
         except av.FFmpegError as e:
-            raise InputError(f"input {str(self.path)!r} is truncated or corrupt: decoding failed at "
-                             f"frame {self._n} ({self._n} frames decoded): {e}") from e
+            msg = (f"input {str(self.path)!r} is truncated or corrupt: decoding failed at frame {self._n} "
+                   f"({self._n} frames decoded): {e}")
+            if not (self.allow_truncated and self._n):
+                raise (TruncatedInputError(msg, self._n, self._expected_frames) if self._n
+                       else InputError(msg)) from e
+            self._truncation(msg)
+
+    def _truncation(self, msg: str) -> None:
+        """allow_truncated: note it and go on with what is readable (warned again at the end)."""
+        if not self.truncated:
+            log.warning("%s; going on with the readable frames (allow_truncated)", msg)
+        self.truncated = True
 
     def frames(self) -> Iterator[Frame]:
         stream, orient = self._stream, self._orientation
@@ -224,7 +275,13 @@ class _ContainerSource:
                 last_end = pts + (frame.duration or 0)
             yield Frame(orient.apply(frame_to_rgb24(frame)), pts, index)
             index += 1
-        self._check_complete(index, last_end, stream)
+            self.frames_read = index
+        if not self.truncated:  # else already known and warned about
+            self._check_complete(index, last_end, stream)
+        if self.truncated:
+            total = self._expected_frames or self._stream.frames or None
+            log.warning("%s: read %d of the %s frames the container announces (the input is truncated)",
+                        self.path, index, total if total else "(unknown number of)")
 
     def _check_complete(self, n: int, last_end, stream) -> None:
         """The demuxer may just stop at a cut: compare with what the container promised.
@@ -240,11 +297,19 @@ class _ContainerSource:
             got = float(last_end * stream.time_base)
             reached_end = got >= self._expected_end_s - max(2 / float(fps), 0.2)
             if not reached_end:
-                raise InputError(f"{where} (t={got:.3f}s) but the container says the video lasts "
-                                 f"{self._expected_end_s:.3f}s")
+                msg = (f"{where} (t={got:.3f}s) but the container says the video lasts "
+                       f"{self._expected_end_s:.3f}s")
+                if not self.allow_truncated:
+                    raise TruncatedInputError(msg, n, self._expected_frames)
+                self._truncation(msg)
+                return
         if self._expected_frames is not None and n < self._expected_frames:
             if reached_end is None:
-                raise InputError(f"{where} but the container lists {self._expected_frames} frames")
+                msg = f"{where} but the container lists {self._expected_frames} frames"
+                if not self.allow_truncated:
+                    raise TruncatedInputError(msg, n, self._expected_frames)
+                self._truncation(msg)
+                return
             log.warning("%s: %d of the %d frames listed were decodable; the others were dropped by the "
                         "decoder", self.path, n, self._expected_frames)
 

@@ -14,11 +14,12 @@ index / fps. Like ffmpeg, the output timeline starts at the first frame: every s
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import re
 import shutil
 import tempfile
-import uuid
 from fractions import Fraction
 from pathlib import Path
 
@@ -26,7 +27,7 @@ import av
 import numpy as np
 
 from ...errors import ConfigError, InputError, OutputExistsError
-from ...fsutil import atomic_path, umask
+from ...fsutil import atomic_path, make_temp
 from .color import rgb24_to_frame, tag_encoder
 from .encoders import FILE_CODECS, FOLDER_CODECS, check_frame_size, resolve_encoder
 from .images import PngEncoder
@@ -36,6 +37,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CODEC = "libx264"
 _MOV_FAMILY = ("mp4", "mov", "ipod", "3gp", "3g2", "psp", "ismv")
+# Containers that store no presentation timestamps, only a frame rate: every frame is one tick
+# of 1/fps and a frame's time is its position (dts). With B-frames the decode order differs from
+# the display order, which such a container cannot say, so the encoder must emit none.
+_TICK_FORMATS = ("avi",)
 
 
 def _fraction(param: str, value) -> Fraction:
@@ -58,7 +63,76 @@ def _check_rgb(rgb) -> np.ndarray:
 
 
 def is_folder_target(path) -> bool:
-    return str(path).endswith(("/", os.sep)) or Path(path).is_dir()
+    return os.fspath(path).endswith(("/", os.sep)) or Path(path).is_dir()
+
+
+_CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".avi": "avi"}
+
+
+def _codecs_by_container() -> str:
+    """'.mp4: libx264, ...; .mkv: ...' for the messages: which of our encoders goes where."""
+    parts = []
+    for ext, fmt in _CONTAINERS.items():
+        try:
+            with av.open(io.BytesIO(), "w", format=fmt) as c:
+                held = c.supported_codecs
+        except (av.FFmpegError, ValueError):
+            continue
+        ok = [c for c in FILE_CODECS if av.Codec(c, "w").canonical_name in held]
+        parts.append(f"{ext}: {', '.join(ok)}")
+    return "; ".join(parts)
+
+
+def check_output(path, *, codec: str | None = DEFAULT_CODEC, crf: int | None = None, pix_fmt: str | None = None,
+                 options: dict | None = None, overwrite: bool = False) -> None:
+    """What VideoWriter(path, ...) would refuse, checked without creating anything: location,
+    an existing target, the container named by the extension and whether it holds the codec."""
+    from ...fsutil import check_output_location, check_writable
+    folder = is_folder_target(path)
+    check_output_location(path, "output", folder=folder)
+    if folder:
+        _check_folder_codec(path, codec, crf, pix_fmt, options)
+        _PngFolderSink.check_target(Path(os.fspath(path).rstrip("/" + os.sep)), overwrite)
+        return
+    check_writable(path, overwrite)
+    choice = resolve_encoder(codec or DEFAULT_CODEC, crf, pix_fmt, options)
+    with tempfile.TemporaryDirectory(prefix="uavrt-check-") as d:  # a dry run of the container
+        out = _open_output(Path(d) / ("probe" + Path(path).suffix), path)
+        try:
+            _add_video_stream(out, choice, Fraction(25), path)
+        finally:
+            out.close()
+
+
+def _check_folder_codec(path, codec, crf, pix_fmt, options) -> None:
+    if codec not in (None, DEFAULT_CODEC, *FOLDER_CODECS):
+        raise ConfigError("codec", codec, "None or 'png' for an output folder "
+                          f"(video files take {', '.join(FILE_CODECS)})")
+    if crf is not None or pix_fmt not in (None, "rgb24") or options:
+        raise ConfigError("crf/pix_fmt/options", (crf, pix_fmt, options),
+                          "None for an output folder (PNG frames are lossless rgb24)")
+
+
+def _open_output(tmp: Path, target):
+    try:
+        return av.open(str(tmp), "w")
+    except (av.FFmpegError, ValueError) as e:
+        raise ConfigError("output", str(target), "a file name whose extension names a container FFmpeg "
+                          f"writes ({_codecs_by_container()}), or a folder ('out/') for PNG frames") from e
+
+
+def _add_video_stream(out, choice, fps, target):
+    codec = choice.spec.name
+    try:
+        return out.add_stream(codec, rate=fps, options=choice.options)
+    except ValueError as e:
+        fmt = out.format.name
+        held = out.supported_codecs
+        ok = [c for c in FILE_CODECS if av.Codec(c, "w").canonical_name in held]
+        if not ok:
+            raise ConfigError("output", str(target), f"a container that holds one of uavrt's encoders "
+                              f"({_codecs_by_container()}); {fmt} holds none of them") from e
+        raise ConfigError("codec", codec, f"a codec the {fmt} container holds: {', '.join(ok)}") from e
 
 
 class VideoWriter:
@@ -78,12 +152,7 @@ class VideoWriter:
         self._last_pts = None
         self._done = False
         if is_folder_target(path):
-            if codec not in (None, DEFAULT_CODEC, *FOLDER_CODECS):
-                raise ConfigError("codec", codec, "None or 'png' for an output folder "
-                                  f"(video files take {', '.join(FILE_CODECS)})")
-            if crf is not None or pix_fmt not in (None, "rgb24") or options:
-                raise ConfigError("crf/pix_fmt/options", (crf, pix_fmt, options),
-                                  "None for an output folder (PNG frames are lossless rgb24)")
+            _check_folder_codec(path, codec, crf, pix_fmt, options)
             if copy_streams_from:
                 log.warning("output %s is a folder of PNG frames: audio/subtitles of %s are not kept",
                             path, copy_streams_from)
@@ -182,7 +251,6 @@ class _ContainerSink:
         self._choice = choice
         self._atomic = atomic_path(self.target, overwrite)
         tmp = self._atomic.__enter__()  # OutputExistsError here, before any work
-        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes it 0600; outputs get the usual mode
         self._out = None
         self._copier = None
         try:
@@ -192,25 +260,23 @@ class _ContainerSink:
             raise
 
     def _open(self, tmp: Path, fps, time_base, copy_from, sar):
-        target = self.target
-        try:
-            self._out = av.open(str(tmp), "w")
-        except (av.FFmpegError, ValueError) as e:
-            raise ConfigError("path", str(target), "a file name whose extension names a container FFmpeg "
-                              "writes (.mp4, .mkv, .mov, ...), or a folder ('out/') for PNG frames") from e
+        self._out = _open_output(tmp, self.target)
         fmt_name = self._out.format.name
-        codec = self._choice.spec.name
-        try:
-            self._stream = self._out.add_stream(codec, rate=fps, options=self._choice.options)
-        except ValueError as e:
-            held = self._out.supported_codecs
-            ok = [c for c in FILE_CODECS if av.Codec(c, "w").canonical_name in held]
-            raise ConfigError("codec", codec, f"a codec the {fmt_name} container holds: {', '.join(ok)}",
-                              hint=str(e)) from e
+        self._stream = _add_video_stream(self._out, self._choice, fps, self.target)
         s = self._stream
         s.pix_fmt = self._choice.pix_fmt
+        self._tick = None
+        if fmt_name in _TICK_FORMATS:
+            # AVI: time base 1/fps and no B-frames, else the muxer picks its own base (frames land
+            # at the wrong times) and reordered frames start the video late against its audio.
+            self._tick, time_base = time_base, 1 / fps
+            s.codec_context.max_b_frames = 0
+            if self._choice.spec.name == "libx265":
+                s.codec_context.options = {**s.codec_context.options, "x265-params":
+                                           self._choice.options.get("x265-params", "") + ":bframes=0"}
         s.codec_context.time_base = time_base
         s.time_base = time_base
+        self._last_tick = None
         s.thread_type = "AUTO"
         if self._choice.spec.mp4_tag and fmt_name in _MOV_FAMILY:
             s.codec_tag = self._choice.spec.mp4_tag
@@ -230,6 +296,12 @@ class _ContainerSink:
 
     def write(self, rgb, pts: int, duration: int, shift_s: Fraction, time_base: Fraction) -> None:
         frame = rgb24_to_frame(rgb, self._choice.pix_fmt)
+        if self._tick is not None:  # input time -> the nearest free frame slot of 1/fps
+            slot = round(pts * time_base / self._stream.time_base)
+            if self._last_tick is not None and slot <= self._last_tick:
+                slot = self._last_tick + 1  # two input frames closer than 1/fps: next slot
+            self._last_tick = slot
+            pts, time_base, duration = slot, self._stream.time_base, 1
         frame.pts, frame.time_base, frame.duration = pts, time_base, duration
         for packet in self._stream.encode(frame):
             self._out.mux(packet)
@@ -267,45 +339,69 @@ class _ContainerSink:
 
 
 class _PngFolderSink:
-    """frame_000000.png ... in a temp folder beside the target, renamed into place at the end."""
+    """frame_000000.png ... written to a temp folder beside the target, then moved into place.
+
+    A new target folder: the temp folder is renamed onto it (atomic). An existing folder is
+    never removed or emptied: an empty one is filled; one that holds anything is refused unless
+    overwrite=True, and then only this run's own frame names in it are replaced, one file at a
+    time; every other file and folder in it stays as it was.
+    """
+
+    NAME = "frame_{:06d}.png"
 
     def __init__(self, path, overwrite: bool):
         self.target = Path(str(path).rstrip("/" + os.sep) or str(path))
         self._overwrite = overwrite
+        self._n = 0
         self._check_target()  # before any work
         self.target.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.partial.", dir=self.target.parent))
-        os.chmod(self._tmp, 0o777 & ~umask())  # mkdtemp makes it 0700
+        self._tmp = make_temp(self.target, folder=True)
         self._png = PngEncoder()
-        self._n = 0
 
     def _check_target(self) -> None:
-        t = self.target
-        occupied = t.exists() and not (t.is_dir() and not any(t.iterdir()))  # an empty folder is free
-        if occupied and not self._overwrite:
-            raise OutputExistsError(t)
+        self.check_target(self.target, self._overwrite, self._n)
+
+    @classmethod
+    def check_target(cls, t: Path, overwrite: bool, frames: int = 0) -> None:
+        if t.exists() or t.is_symlink():
+            if not t.is_dir():
+                raise ConfigError("output", str(t), "a folder for PNG frames (this path is an existing file; "
+                                  "it is never replaced by a folder)")
+            held = next(t.iterdir(), None)
+            if held is not None and not overwrite:
+                raise OutputExistsError(t, "is a folder that already holds files; pass --overwrite "
+                                        "(overwrite=True) to write frame_NNNNNN.png into it: only those names "
+                                        "are replaced, other files are left alone")
+            for i in range(frames):  # a folder in the way of one of our names: say so before moving
+                if (t / cls.NAME.format(i)).is_dir():
+                    raise ConfigError("output", str(t / cls.NAME.format(i)), "a frame file name that is free "
+                                      "or a file (it is a folder)")
 
     def start(self, width: int, height: int) -> None:
         pass
 
     def write(self, rgb, pts, duration, shift_s, time_base) -> None:
-        (self._tmp / f"frame_{self._n:06d}.png").write_bytes(self._png.encode(rgb))
+        (self._tmp / self.NAME.format(self._n)).write_bytes(self._png.encode(rgb))
         self._n += 1
 
     def finish(self, shift_s) -> None:
         self._check_target()
-        t, old = self.target, None
-        if t.exists() and (t.is_file() or any(t.iterdir())):  # overwrite: move the old one aside first
-            old = t.with_name(f".{t.name}.old.{uuid.uuid4().hex[:12]}")
-            os.replace(t, old)
-        try:
-            os.replace(self._tmp, t)
-        except BaseException:
-            if old is not None:
-                os.replace(old, t)  # put the previous output back
-            raise
-        if old is not None:
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
+        t = self.target
+        if not t.exists():
+            try:
+                os.rename(self._tmp, t)  # atomic; fails if the folder appeared meanwhile
+                return
+            except OSError:
+                self._check_target()
+        for i in range(self._n):  # into an existing folder: our names only, each atomically
+            name = self.NAME.format(i)
+            os.replace(self._tmp / name, t / name)
+        os.rmdir(self._tmp)
+        extra = sorted(p.name for p in t.glob("frame_*.png") if re.fullmatch(r"frame_(\d{6})\.png", p.name)
+                       and int(p.name[6:12]) >= self._n)
+        if extra:
+            log.warning("%s also holds %d frame file(s) this run did not write (from %s on); they were left alone",
+                        t, len(extra), extra[0])
 
     def abort(self) -> None:
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        shutil.rmtree(self._tmp, ignore_errors=True)  # only our own temp folder, never the target

@@ -13,7 +13,7 @@ import av
 import numpy as np
 import pytest
 
-from serve_helpers import Server, make_clip
+from serve_helpers import Server
 
 MAX_UPLOAD_MB = 1
 
