@@ -73,7 +73,7 @@ def test_table_and_plot(bench_run, capsys):
 
 def test_bench_is_a_uavrt_subcommand():
     a = build_parser().parse_args(["bench"] + TINY + ["--backends", "torch,onnxruntime"])
-    assert a.func.__name__ == "cmd_bench" and a.backends == "torch,onnxruntime" and a.demo
+    assert a.func.__name__ == "run_bench" and a.backends == "torch,onnxruntime" and a.demo
 
 
 def test_bad_flags_name_the_parameter(capsys):

@@ -58,7 +58,7 @@ def test_blended_tiles_leave_no_seam(up):
     Bound (measured on the demo model, whose random GroupNorm-heavy weights make per-tile
     statistics differ from whole-frame ones everywhere, not only at edges): mean |tiled -
     untiled| <= 8 of 255 levels (seen ~5.4). No seam: the output's column-to-column jump at
-    every tile edge stays within 1.5x the frame's median jump (seen <= 1.2x).
+    every tile edge stays within 1.5x the median jump at the other 4-pixel block borders.
     """
     frames = _frames(6)
     a = _run(up, frames)
@@ -66,7 +66,10 @@ def test_blended_tiles_leave_no_seam(up):
     assert np.abs(a - b).mean() <= 8.0
     jump = np.abs(np.diff(b, axis=2)).mean(axis=(0, 1, 3))  # [W*4 - 1]
     edges = [4 * e - 1 for e in (16, 24, 40)]  # tile starts/stops inside the frame (cols: 0-24, 16-40, 24-48)
-    assert max(jump[e] for e in edges) <= 1.5 * np.median(jump)
+    # compare with the jumps between other 4-pixel output blocks (each latent pixel decodes to a 4x4
+    # block, so block borders jump more than block interiors whatever the tiling)
+    borders = [4 * c - 1 for c in range(1, 48) if 4 * c - 1 not in edges]
+    assert max(jump[e] for e in edges) <= 1.5 * np.median(jump[borders])
 
 
 def test_release_tiles_with_one_tile_equal_untiled(up):

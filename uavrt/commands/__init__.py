@@ -74,9 +74,9 @@ def main(argv=None) -> int:
     except UavrtError as e:
         _say(f"uavrt {args.cmd}: error: {e}")
         return 2
-    except Interrupted as e:
-        _say(f"uavrt {args.cmd}: {e}; no partial output was kept")
-        return e.exit_code
-    except KeyboardInterrupt:
-        _say(f"uavrt {args.cmd}: interrupted; no partial output was kept")
-        return 130
+    except (Interrupted, KeyboardInterrupt) as e:
+        kept = ("; finished windows stay in the job folder: run the same command to resume"
+                if args.cmd == "upscale" and not getattr(args, "no_job_state", True) else "")
+        what = str(e) if isinstance(e, Interrupted) else "interrupted"
+        _say(f"uavrt {args.cmd}: {what}; no partial output was kept{kept}")
+        return e.exit_code if isinstance(e, Interrupted) else 130
