@@ -3,7 +3,6 @@
 import hashlib
 import json
 
-import pytest
 import torch
 
 from uavrt.models.demo import (DEMO_NOTICE, TRAINED_FILES, TRAINED_UNET, TRAINED_VAE_3D, demo_weights_dir,
