@@ -33,7 +33,10 @@ MIN_PSNR_GT = 13.0  # dB, every frame, output vs ground truth
 MIN_PSNR_BICUBIC = 17.0  # dB, every frame, output vs bicubic x4 of the input
 MAX_BELOW_BICUBIC = 6.0  # dB: mean PSNR vs ground truth may trail bicubic's by at most this
 MAX_EDGE_EXCESS = 3.0  # levels of 255: extra jump across any latent-pixel boundary vs the untiled run
-MAX_TEMPORAL_EXCESS = 3.0  # levels: extra frame-to-frame change at any frame vs one window
+# levels: extra frame-to-frame change at any frame vs one window. Measured (20 frames, windows of
+# 8 overlapping by 3, held-out clips 1/2/3): max 3.75 / 2.57 / 1.24, at the cross-fades; the
+# model's own frame-to-frame change is 21-31 levels there; two frames swapped: 14.3 on clip 1
+MAX_TEMPORAL_EXCESS = 5.0
 
 
 def _clip(k, frames=10, h=64, w=96, pan=(2, 3)):
@@ -119,7 +122,6 @@ def test_tiles_leave_no_seam(up, clip, plain, mode):
                edge_excess(wrong, plain, _boundaries(wrong.shape[1]), axis=1)) > MAX_EDGE_EXCESS
 
 
-@pytest.mark.slow  # its 3-level bound is not yet measured on the shipped weights (ran out of time)
 def test_windows_leave_no_seam_in_time(up):
     """20 frames in windows of 8 overlapping by 3 against one window of all 20: the extra
     frame-to-frame change at every frame boundary (printed)."""

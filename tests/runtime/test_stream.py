@@ -38,9 +38,10 @@ def _frames(n):
 @pytest.mark.parametrize("n,W,O", [(0, 8, 2), (1, 8, 2), (5, 8, 2), (8, 8, 2), (9, 8, 2), (20, 8, 2), (57, 8, 2),
                                    (30, 8, 6), (13, 4, 0)])
 @pytest.mark.parametrize("in_flight", [1, 3])
-def test_stream_equals_the_all_float_reference_and_keeps_order(n, W, O, in_flight):
+@pytest.mark.parametrize("eager", [False, True])
+def test_stream_equals_the_all_float_reference_and_keeps_order(n, W, O, in_flight, eager):
     log = []
-    out = list(windowed(_frames(n), _submit(log), W, O, in_flight))
+    out = list(windowed(_frames(n), _submit(log), W, O, in_flight, eager=eager))
     assert [s for s, _, _ in log] == (window_spans(n, W, O) if n else [])
     assert all(inputs == list(s) for s, _, inputs in log)  # each window got its own frames
     assert len(out) == n
@@ -51,6 +52,15 @@ def test_only_the_frames_a_crossfade_needs_come_back_in_float():
     log = []
     list(windowed(_frames(14), _submit(log), 8, 2))
     assert [(s.start, s.stop, sorted(ff)) for s, ff, _ in log] == [(0, 8, [6, 7]), (6, 14, [6, 7])]
+
+
+def test_eager_asks_for_float_only_where_a_later_window_may_still_reach():
+    # 14 frames, W=8, O=2: window 0 is submitted once frame 8 is read; window 1 might then still be
+    # the shifted last window starting at 1..6, so frames 1..7 come back in float; window 1 is
+    # submitted once the end is seen: exact, only its overlap with window 0
+    log = []
+    list(windowed(_frames(14), _submit(log), 8, 2, eager=True))
+    assert [(s.start, s.stop, sorted(ff)) for s, ff, _ in log] == [(0, 8, [1, 2, 3, 4, 5, 6, 7]), (6, 14, [6, 7])]
 
 
 def test_frames_are_emitted_as_soon_as_no_later_window_changes_them():

@@ -9,6 +9,9 @@ starts at N - W >= f + 1 once frame f + W has been read. A streaming upscaler mu
 out before it asks the input for anything past that point. Today's stream() reads a whole
 further window first, so on a video shorter than two windows nothing comes out until the whole
 input is read.
+
+Files do not need this (upscale_file reads ahead, eager=False, for fewer float copies): both
+orders give the same frames, checked here too.
 """
 
 import numpy as np
@@ -66,9 +69,7 @@ def _run(up, n):
     return events, emitted
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 item 8 is not met by windowed() on main yet (it reads a "
-                   "whole window ahead before submitting); handed to the coordinator: remove this mark when it is")
-@pytest.mark.parametrize("n", [12])  # shorter than two windows (20: three unshifted windows, also late today)
+@pytest.mark.parametrize("n", [12, 20, 23])  # 12: shorter than two windows; 20: three unshifted windows
 def test_each_frame_leaves_as_soon_as_it_is_final(up, n):
     events, emitted = _run(up, n)
     assert len(emitted) == n
@@ -83,3 +84,10 @@ def test_the_rule_itself():
     assert _windows(12) == [(0, 8), (4, 12)] and _windows(20) == [(0, 8), (6, 14), (12, 20)]
     assert [_deadline(f, 12) for f in range(5)] == [9, 10, 11, 12, 13]  # 13: after the end (frame 4 is in [4,12))
     assert [_deadline(f, 20) for f in (0, 5, 6, 11, 12)] == [9, 14, 15, 20, 21]
+
+
+def test_eager_and_read_ahead_give_the_same_frames(up):
+    frames = [np.random.default_rng(i).integers(0, 256, (8, 8, 3), dtype=np.uint8) for i in range(13)]
+    eager = list(up.stream(iter(frames)))
+    ahead = list(up.stream(iter(frames), eager=False))
+    assert len(eager) == len(ahead) == 13 and all(np.array_equal(a, b) for a, b in zip(eager, ahead))

@@ -161,9 +161,10 @@ def _encode(upscaler, src, dst, out, progress, submit, in_flight, segment, overl
                          overwrite=out.overwrite, copy_streams_from=None if info.is_image_sequence else str(src),
                          trim_copied_streams=segment is not None) as writer:
             n = 0
-            # absolute frame indices: a segment's frames get the full run's noise
+            # absolute frame indices: a segment's frames get the full run's noise; eager=False: a file
+            # gains nothing from early frames, so read ahead and keep only cross-fade frames float
             for frame in upscaler.stream(frames(), progress, submit=submit, in_flight=in_flight, overlap=overlap,
-                                         first_index=first.index):
+                                         first_index=first.index, eager=False):
                 writer.write(frame, pts.popleft())
                 n += 1
                 if progress:

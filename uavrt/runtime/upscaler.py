@@ -170,7 +170,8 @@ class Upscaler:
         return local
 
     def stream(self, frames: Iterable[np.ndarray], progress: Callable | None = None, submit: Callable | None = None,
-               in_flight: int = 1, overlap: bool = False, first_index: int = 0) -> Iterator[np.ndarray]:
+               in_flight: int = 1, overlap: bool = False, first_index: int = 0,
+               eager: bool = True) -> Iterator[np.ndarray]:
         """uint8 [h, w, 3] frames in, uint8 [4h, 4w, 3] frames out, in order, in bounded memory.
 
         submit: where windows run (default: here, now); see runtime/stream.windowed.
@@ -180,6 +181,11 @@ class Upscaler:
         window of input and output in memory.
         first_index: the absolute index of the first frame (a segment of a longer video): noise
         is drawn per absolute frame index, so a frame gets the noise it gets in the full run.
+        eager (default): each frame is yielded as soon as no later window can change it, before
+        the input is asked for anything more (with in_flight=1); the frames a later window might
+        still cover cross the device edge in float32 and wait on the host. eager=False reads one
+        window ahead instead, so only the cross-fade frames are float (what upscale_file and the
+        overlapped path use: less traffic, later frames). Same output either way.
         """
         if overlap and submit is None:
             yield from self._overlapped(frames, progress, first_index)
@@ -194,7 +200,7 @@ class Upscaler:
 
         w = self.cfg.window
         yield from windowed(checked(), submit or self.local_submit(progress), w.frames, w.overlap, in_flight,
-                            first_index)
+                            first_index, eager)
 
     def threaded_submit(self, pool, progress=None) -> Callable:
         """A submit running each window on `pool` (a concurrent.futures executor): its Future is
@@ -207,4 +213,4 @@ class Upscaler:
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="uavrt-window") as pool:
             yield from self.stream(frames, progress, submit=self.threaded_submit(pool, progress), in_flight=2,
-                                   first_index=first_index)
+                                   first_index=first_index, eager=False)
