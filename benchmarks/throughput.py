@@ -17,7 +17,11 @@ Sections (--sections, comma-separated):
            FLOPs by torch's counter (uavrt.bench.flops), achieved TFLOP/s.
   ort      ONNX Runtime CPU session options (threads x graph optimisation x memory arena) per
            network, against torch eager.
-  e2e      the pipeline on a synthetic window: release-equivalent (unbatched clips) vs batched.
+  e2e      the pipeline on a synthetic window: release-equivalent (unbatched clips) vs batched,
+           after a one-step warm-up of each; per round: time in U-Net calls, VAE calls, the rest,
+           and the U-Net's achieved TFLOP/s.
+  peak     fp32 sgemm 2048 (MKL): the ceiling the achieved TFLOP/s are compared with.
+  profile  one release-shaped U-Net call (batch 2) under torch.profiler: the top operators.
 
     python benchmarks/throughput.py --sections vae --official /tmp/uav --official-path SITE
     python benchmarks/throughput.py --sections unet --latents 32 --clips 2 --repeats 3
@@ -29,6 +33,7 @@ table on stdout (the .md file is written by hand from these).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -121,6 +126,19 @@ def bench_vae(args, log=print) -> list:
             return torch.cat([ours(z[:, :, a:b], **kw(a, b)) for a, b in chunks], 2)
 
         variants = {"uavrt": run_ours}
+        if args.vae_batch:  # equal-length chunks stacked on the batch axis (GroupNorm is per sample)
+            def run_batched():
+                groups: dict = {}
+                for a, b in chunks:
+                    groups.setdefault(b - a, []).append((a, b))
+                parts = {}
+                for size, cs in groups.items():
+                    zb = torch.cat([z[:, :, a:b] for a, b in cs])
+                    kw = {"low_res": torch.cat([lr[:, :, a:b] for a, b in cs])} if cond else {}
+                    y = ours(zb, **kw)
+                    parts.update({c: y[i:i + 1] for i, c in enumerate(cs)})
+                return torch.cat([parts[c] for c in chunks], 2)
+            variants["uavrt, equal chunks in one call"] = run_batched
         if args.official:
             off = _official_vae(config)
             missing = off.load_state_dict(decoder_state_dict(sd) | {k: v for k, v in off.state_dict().items()
@@ -130,7 +148,7 @@ def bench_vae(args, log=print) -> list:
             def run_official():  # the release's decode loop (pipeline_upscale_a_video.py)
                 return torch.cat([off.decode(z[:, :, a:b], lr[:, :, a:b], 1.0).sample for a, b in chunks], 2)
 
-            variants = {"official": run_official, "uavrt": run_ours}
+            variants = {"official": run_official, **variants}
         if args.previous:  # an older uavrt, importable under another package name
             import importlib
             old = importlib.import_module(args.previous).VideoVAEDecoder.from_config(config).eval()
@@ -140,7 +158,10 @@ def bench_vae(args, log=print) -> list:
         with torch.inference_mode():
             outs = {n: fn() for n, fn in variants.items()}
             diff = (outs["official"] - outs["uavrt"]).abs().max().item() if "official" in outs else None
-            log(f"{name}: {T} frames, chunks {chunks}, max |official - uavrt| = {diff}")
+            bdiff = (outs["uavrt, equal chunks in one call"] - outs["uavrt"]).abs().max().item() \
+                if args.vae_batch else None
+            log(f"{name}: {T} frames, chunks {chunks}, max |official - uavrt| = {diff}, "
+                f"max |batched chunks - uavrt| = {bdiff}")
             times = interleaved(variants, args.repeats, warmup=0, log=log)
         base = "official" if "official" in variants else "uavrt"
         r = ratios(times, base)
@@ -148,7 +169,7 @@ def bench_vae(args, log=print) -> list:
             rows.append({"section": "vae", "network": name, "variant": n, "frames": T, "latent": f"{s}x{s}",
                          "threads": torch.get_num_threads(), "wall_s": summary(times[n]["wall"]),
                          "cpu_s": summary(times[n]["cpu"]), f"{base}_over_variant": r[n],
-                         "max_abs_diff_vs_official": diff})
+                         "max_abs_diff_vs_official": diff, "max_abs_diff_batched_chunks": bdiff})
     return rows
 
 
@@ -253,6 +274,7 @@ def bench_e2e(args, log=print) -> list:
 
     from uavrt.config import RunConfig, SamplerConfig
     from uavrt.models.demo import DDIM, LOW_RES  # the release's scheduler configs
+    from uavrt.bench.flops import UNetFlops
     from uavrt.models.release import build_network
     from uavrt.runtime import pipeline as pl
     from uavrt.runtime.model import Model
@@ -275,25 +297,108 @@ def bench_e2e(args, log=print) -> list:
     base = RunConfig(sampler=SamplerConfig(steps=args.e2e_steps, guidance_scale=6.0))
     modes = {"release-equivalent": replace(base, unet_batch=1), "batched": replace(base, unet_batch=64)}
     plans = {n: plan_window(c, model.ddim, T, s, s, "cpu") for n, c in modes.items()}
-    results, times = {}, {}
+    # where the time goes: each network call timed (wall) inside the run
+    unet, vae = _Timed(model.unet), _Timed(model.vae)
+    timed = dataclasses.replace(model, unet=unet, vae=vae)
+    flops = UNetFlops(ucfg)
+    results, times, parts = {}, {}, {}
     with torch.inference_mode():
+        for name, cfg in modes.items():  # warm-up: one step of each (oneDNN primitives, allocator)
+            one = replace(cfg, sampler=replace(cfg.sampler, steps=1))
+            pl.run_window(model, one, plan_window(one, model.ddim, T, s, s, "cpu"), cond, low_res, latents, lr_noise)
         for r in range(args.repeats):  # interleaved by hand: each run is long
             for name, cfg in modes.items():
-                out, w, c = _clock(lambda: pl.run_window(model, cfg, plans[name], cond, low_res, latents, lr_noise))
+                unet.reset(), vae.reset()
+                out, w, c = _clock(lambda: pl.run_window(timed, cfg, plans[name], cond, low_res, latents, lr_noise))
                 results.setdefault(name, out)
                 times.setdefault(name, {"wall": [], "cpu": []})
                 times[name]["wall"].append(w)
                 times[name]["cpu"].append(c)
-                log(f"  round {r}: {name:20s} wall {w:8.2f}s cpu {c:8.2f}s")
+                unet_flop = sum(flops.per_call(int(kw["sample"].shape[0]), *kw["sample"].shape[2:]) for kw in unet.shapes)
+                parts.setdefault(name, []).append({"unet_s": unet.seconds, "unet_calls": unet.calls,
+                                                   "vae_s": vae.seconds, "other_s": w - unet.seconds - vae.seconds,
+                                                   "unet_tflops": unet_flop / unet.seconds / 1e12})
+                log(f"  round {r}: {name:20s} wall {w:8.2f}s cpu {c:8.2f}s  unet {unet.seconds:7.2f}s "
+                    f"({unet.calls} calls, {unet_flop / unet.seconds / 1e12:.3f} TFLOP/s)  vae {vae.seconds:6.2f}s")
     diff = (results["release-equivalent"] - results["batched"]).abs().max().item()
     r = ratios(times, "release-equivalent")
     return [{"section": "e2e", "variant": n, "frames": T, "latent": f"{s}x{s}", "steps": args.e2e_steps,
              "guidance": 6.0, "unet_calls_per_step": len(plans[n].calls),
-             "wall_s": summary(times[n]["wall"]), "cpu_s": summary(times[n]["cpu"]),
+             "wall_s": summary(times[n]["wall"]), "cpu_s": summary(times[n]["cpu"]), "breakdown": parts[n],
              "release_over_variant": r[n], "max_abs_diff_vs_release_equivalent": diff} for n in modes]
 
 
-SECTIONS = {"vae": bench_vae, "unet": bench_unet, "ort": bench_ort, "e2e": bench_e2e}
+class _Timed:
+    """A runner wrapper adding up the wall time of its calls (and the U-Net's input shapes)."""
+
+    def __init__(self, runner):
+        self.runner, self.spec = runner, runner.spec
+        self.reset()
+
+    def reset(self):
+        self.seconds, self.calls, self.shapes = 0.0, 0, []
+
+    def __call__(self, **kw):
+        t = time.perf_counter()
+        out = self.runner(**kw)
+        self.seconds += time.perf_counter() - t
+        self.calls += 1
+        if "sample" in kw:
+            self.shapes.append({"sample": kw["sample"]})
+        return out
+
+    def __getattr__(self, name):  # anything else the pipeline asks of a runner
+        return getattr(self.runner, name)
+
+
+def bench_profile(args, log=print) -> list:
+    """Where one release-shaped U-Net call (batch 2: [uncond, cond] of one 8-frame clip) spends
+    its time, by operator (torch.profiler, self CPU time), at each of --latents."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from uavrt.bench.flops import UNetFlops
+    from uavrt.models.release import build_network
+    from uavrt.runtime.torch_backend import TorchBackend
+    from uavrt.spec import UNET
+
+    config = packaged("unet_video")
+    torch.manual_seed(0)
+    runner = TorchBackend("cpu", "fp32").from_module(UNET, build_network("unet", config).eval())
+    flops, rows = UNetFlops(config), []
+    for s in (int(x) for x in args.latents.split(",")):
+        kw = UNET.sample_inputs(UNET.example_dims(config, B=2, T=8, H=s, W=s, L=77), seed=0)
+        with torch.inference_mode():
+            runner(**kw)  # warm-up
+            t = time.perf_counter()
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                runner(**kw)
+            wall = time.perf_counter() - t
+        events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+        total = sum(e.self_cpu_time_total for e in events)
+        top = [{"op": e.key, "self_cpu_share": e.self_cpu_time_total / total, "calls": e.count} for e in events[:12]]
+        for e in top:
+            log(f"unet {s}x{s}: {e['op']:40s} {100 * e['self_cpu_share']:5.1f}%  ({e['calls']} calls)")
+        rows.append({"section": "profile", "latent": f"{s}x{s}", "batch": 2, "frames": 8,
+                     "threads": torch.get_num_threads(), "wall_s_profiled": wall,
+                     "achieved_tflops": flops.per_call(2, 8, s, s) / wall / 1e12, "top_ops": top})
+    return rows
+
+
+def bench_peak(args, log=print) -> list:
+    """What this CPU sustains on the friendliest work: fp32 matrix products (MKL), the ceiling
+    the U-Net's achieved TFLOP/s is compared with."""
+    n, rows = 2048, []
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    times = interleaved({"sgemm 2048": lambda: a @ b}, max(args.repeats, 5), warmup=2, log=log)
+    med = statistics.median(times["sgemm 2048"]["wall"])
+    rows.append({"section": "peak", "variant": f"sgemm {n}", "threads": torch.get_num_threads(),
+                 "wall_s": summary(times["sgemm 2048"]["wall"]), "tflops": 2 * n ** 3 / med / 1e12})
+    log(f"sgemm {n}: {2 * n ** 3 / med / 1e12:.3f} TFLOP/s")
+    return rows
+
+
+SECTIONS = {"vae": bench_vae, "unet": bench_unet, "ort": bench_ort, "e2e": bench_e2e, "peak": bench_peak,
+            "profile": bench_profile}
 
 
 def main(argv=None) -> int:
@@ -308,6 +413,7 @@ def main(argv=None) -> int:
                    help="vae: extra import path(s) for the official code's deps (os.pathsep-separated)")
     p.add_argument("--previous", default=None,
                    help="vae: module path of an older uavrt's vae package (e.g. uavrt_old.models.vae)")
+    p.add_argument("--vae-batch", action="store_true", help="vae: add equal-length chunks in one call")
     p.add_argument("--latents", default="32,64")
     p.add_argument("--clips", type=int, default=2, help="unet: clips per step (batched into one call)")
     p.add_argument("--compile", action="store_true", help="unet: add a torch.compile variant")
