@@ -284,10 +284,13 @@ def bench_e2e(args, log=print) -> list:
 
     ucfg, vcfg = packaged("unet_video"), packaged("vae_3d")
     torch.manual_seed(0)
-    backend = TorchBackend("cpu", "fp32")
-    model = Model.assemble(unet=backend.from_module(UNET, build_network("unet", ucfg)),
-                           vae=backend.from_module(VAE_3D, build_network("vae_3d", vcfg)), raft=None,
-                           scheduler_config=DDIM, low_res_scheduler_config=LOW_RES, vae_config=vcfg, device="cpu")
+    unet_net, vae_net = build_network("unet", ucfg), build_network("vae_3d", vcfg)
+
+    def assemble(backend):
+        return Model.assemble(unet=backend.from_module(UNET, unet_net), vae=backend.from_module(VAE_3D, vae_net),
+                              raft=None, scheduler_config=DDIM, low_res_scheduler_config=LOW_RES, vae_config=vcfg,
+                              device="cpu")
+    model = assemble(TorchBackend("cpu", "fp32"))
     T, s = args.e2e_frames, args.e2e_latent
     g = torch.Generator().manual_seed(5)
     C = int(ucfg["cross_attention_dim"])
@@ -295,20 +298,24 @@ def bench_e2e(args, log=print) -> list:
     low_res = torch.rand(1, 3, T, s, s, generator=g) * 2 - 1
     latents, lr_noise = torch.randn(1, 4, T, s, s, generator=g), torch.randn(1, 3, T, s, s, generator=g)
     base = RunConfig(sampler=SamplerConfig(steps=args.e2e_steps, guidance_scale=6.0))
-    modes = {"release-equivalent": replace(base, unet_batch=1), "batched": replace(base, unet_batch=64)}
-    plans = {n: plan_window(c, model.ddim, T, s, s, "cpu") for n, c in modes.items()}
-    # where the time goes: each network call timed (wall) inside the run
-    unet, vae = _Timed(model.unet), _Timed(model.vae)
-    timed = dataclasses.replace(model, unet=unet, vae=vae)
+    modes = {"release-equivalent": (model, replace(base, unet_batch=1)),
+             "batched": (model, replace(base, unet_batch=64))}
+    if args.compile:  # torch.compile (inductor) of the same U-Net and VAE modules
+        modes["batched + compiled"] = (assemble(TorchBackend("cpu", "fp32", compile=True)), modes["batched"][1])
+    plans = {n: plan_window(c, model.ddim, T, s, s, "cpu") for n, (_, c) in modes.items()}
     flops = UNetFlops(ucfg)
     results, times, parts = {}, {}, {}
     with torch.inference_mode():
-        for name, cfg in modes.items():  # warm-up: one step of each (oneDNN primitives, allocator)
+        for name, (m, cfg) in modes.items():  # warm-up: one step of each (oneDNN primitives, allocator, compile)
             one = replace(cfg, sampler=replace(cfg.sampler, steps=1))
-            pl.run_window(model, one, plan_window(one, model.ddim, T, s, s, "cpu"), cond, low_res, latents, lr_noise)
+            t = time.perf_counter()
+            pl.run_window(m, one, plan_window(one, m.ddim, T, s, s, "cpu"), cond, low_res, latents, lr_noise)
+            log(f"  warm-up {name}: {time.perf_counter() - t:.1f}s")
         for r in range(args.repeats):  # interleaved by hand: each run is long
-            for name, cfg in modes.items():
-                unet.reset(), vae.reset()
+            for name, (m, cfg) in modes.items():
+                # where the time goes: each network call timed (wall) inside the run
+                unet, vae = _Timed(m.unet), _Timed(m.vae)
+                timed = dataclasses.replace(m, unet=unet, vae=vae)
                 out, w, c = _clock(lambda: pl.run_window(timed, cfg, plans[name], cond, low_res, latents, lr_noise))
                 results.setdefault(name, out)
                 times.setdefault(name, {"wall": [], "cpu": []})
@@ -320,12 +327,13 @@ def bench_e2e(args, log=print) -> list:
                                                    "unet_tflops": unet_flop / unet.seconds / 1e12})
                 log(f"  round {r}: {name:20s} wall {w:8.2f}s cpu {c:8.2f}s  unet {unet.seconds:7.2f}s "
                     f"({unet.calls} calls, {unet_flop / unet.seconds / 1e12:.3f} TFLOP/s)  vae {vae.seconds:6.2f}s")
-    diff = (results["release-equivalent"] - results["batched"]).abs().max().item()
+    ref = results["release-equivalent"]
     r = ratios(times, "release-equivalent")
     return [{"section": "e2e", "variant": n, "frames": T, "latent": f"{s}x{s}", "steps": args.e2e_steps,
              "guidance": 6.0, "unet_calls_per_step": len(plans[n].calls),
              "wall_s": summary(times[n]["wall"]), "cpu_s": summary(times[n]["cpu"]), "breakdown": parts[n],
-             "release_over_variant": r[n], "max_abs_diff_vs_release_equivalent": diff} for n in modes]
+             "release_over_variant": r[n], "max_abs_diff_vs_release_equivalent": (results[n] - ref).abs().max().item()}
+            for n in modes]
 
 
 class _Timed:
@@ -416,7 +424,7 @@ def main(argv=None) -> int:
     p.add_argument("--vae-batch", action="store_true", help="vae: add equal-length chunks in one call")
     p.add_argument("--latents", default="32,64")
     p.add_argument("--clips", type=int, default=2, help="unet: clips per step (batched into one call)")
-    p.add_argument("--compile", action="store_true", help="unet: add a torch.compile variant")
+    p.add_argument("--compile", action="store_true", help="unet, e2e: add a torch.compile variant")
     p.add_argument("--ort-networks", default="vae_3d,raft")
     p.add_argument("--ort-quick", action="store_true", help="ort: 3 option sets per thread count")
     p.add_argument("--e2e-frames", type=int, default=16)

@@ -117,7 +117,7 @@ def _run_file(up, src: Path, clock: StageClock, codec: str) -> int:
                              overwrite=True)
         n = 0
         try:
-            for frame in up.stream(TimedFrames(reader, clock, pts)):
+            for frame in up.stream(TimedFrames(reader, clock, pts), eager=False):  # as upscale_file
                 clock.timed("video_encode", writer.write, frame, pts[n])
                 n += 1
             clock.timed("video_encode", writer.close)  # flushes the encoder
