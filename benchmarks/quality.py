@@ -112,9 +112,10 @@ def main(argv=None):
     dis = Upscaler(dataclasses.replace(up.model, raft=DisFlows()), BASE) if needs_raft else None
     rows, cache = [], {}
     t0 = time.time()
-    for group, name, cfg in [(g, n, c) for g, n, c in short_rows] + [(g, n, c) for g, n, c in long_rows]:
-        data = {"window": long, "propagation": wide}.get(group, short)
-        key = (repr(cfg), group, "DIS" in name)
+    for group, name, cfg in short_rows + long_rows:
+        clip_set = {"window": "long", "propagation": "wide"}.get(group, "short")
+        data = {"long": long, "wide": wide, "short": short}[clip_set]
+        key = (repr(cfg), clip_set, "DIS" in name)  # a base row shared by groups runs once per clip set
         if key not in cache:
             runner = (dis if "DIS" in name else up).with_config(cfg)
             ms = []

@@ -274,6 +274,7 @@ def bench_e2e(args, log=print) -> list:
 
     from uavrt.config import RunConfig, SamplerConfig
     from uavrt.models.demo import DDIM, LOW_RES  # the release's scheduler configs
+    from uavrt.bench.clock import StageClock, TimedRunner
     from uavrt.bench.flops import UNetFlops
     from uavrt.models.release import build_network
     from uavrt.runtime import pipeline as pl
@@ -314,19 +315,21 @@ def bench_e2e(args, log=print) -> list:
         for r in range(args.repeats):  # interleaved by hand: each run is long
             for name, (m, cfg) in modes.items():
                 # where the time goes: each network call timed (wall) inside the run
-                unet, vae = _Timed(m.unet), _Timed(m.vae)
-                timed = dataclasses.replace(m, unet=unet, vae=vae)
+                clock = StageClock()
+                timed = dataclasses.replace(m, unet=TimedRunner(m.unet, clock, "unet"),
+                                            vae=TimedRunner(m.vae, clock, "vae"))
                 out, w, c = _clock(lambda: pl.run_window(timed, cfg, plans[name], cond, low_res, latents, lr_noise))
+                unet_s, vae_s = clock.seconds["unet"], clock.seconds["vae"]
                 results.setdefault(name, out)
                 times.setdefault(name, {"wall": [], "cpu": []})
                 times[name]["wall"].append(w)
                 times[name]["cpu"].append(c)
-                unet_flop = sum(flops.per_call(int(kw["sample"].shape[0]), *kw["sample"].shape[2:]) for kw in unet.shapes)
-                parts.setdefault(name, []).append({"unet_s": unet.seconds, "unet_calls": unet.calls,
-                                                   "vae_s": vae.seconds, "other_s": w - unet.seconds - vae.seconds,
-                                                   "unet_tflops": unet_flop / unet.seconds / 1e12})
-                log(f"  round {r}: {name:20s} wall {w:8.2f}s cpu {c:8.2f}s  unet {unet.seconds:7.2f}s "
-                    f"({unet.calls} calls, {unet_flop / unet.seconds / 1e12:.3f} TFLOP/s)  vae {vae.seconds:6.2f}s")
+                unet_flop = sum(flops.per_call(*shape) for shape in clock.unet_shapes)
+                parts.setdefault(name, []).append({"unet_s": unet_s, "unet_calls": clock.calls["unet"],
+                                                   "vae_s": vae_s, "other_s": w - unet_s - vae_s,
+                                                   "unet_tflops": unet_flop / unet_s / 1e12})
+                log(f"  round {r}: {name:20s} wall {w:8.2f}s cpu {c:8.2f}s  unet {unet_s:7.2f}s "
+                    f"({clock.calls['unet']} calls, {unet_flop / unet_s / 1e12:.3f} TFLOP/s)  vae {vae_s:6.2f}s")
     ref = results["release-equivalent"]
     r = ratios(times, "release-equivalent")
     return [{"section": "e2e", "variant": n, "frames": T, "latent": f"{s}x{s}", "steps": args.e2e_steps,
@@ -334,29 +337,6 @@ def bench_e2e(args, log=print) -> list:
              "wall_s": summary(times[n]["wall"]), "cpu_s": summary(times[n]["cpu"]), "breakdown": parts[n],
              "release_over_variant": r[n], "max_abs_diff_vs_release_equivalent": (results[n] - ref).abs().max().item()}
             for n in modes]
-
-
-class _Timed:
-    """A runner wrapper adding up the wall time of its calls (and the U-Net's input shapes)."""
-
-    def __init__(self, runner):
-        self.runner, self.spec = runner, runner.spec
-        self.reset()
-
-    def reset(self):
-        self.seconds, self.calls, self.shapes = 0.0, 0, []
-
-    def __call__(self, **kw):
-        t = time.perf_counter()
-        out = self.runner(**kw)
-        self.seconds += time.perf_counter() - t
-        self.calls += 1
-        if "sample" in kw:
-            self.shapes.append({"sample": kw["sample"]})
-        return out
-
-    def __getattr__(self, name):  # anything else the pipeline asks of a runner
-        return getattr(self.runner, name)
 
 
 def bench_profile(args, log=print) -> list:
